@@ -1,0 +1,97 @@
+"""The values that flow through the hub: rows as read, provenance, canonical records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+#: A cell as a source read it. CSV cells are always `str`; spreadsheet cells keep their type
+#: (a NIK typed as a number arrives as `float` or `int`, a real date as `date`/`datetime`).
+CellValue: TypeAlias = str | int | float | bool | dt.date | dt.datetime | dt.time | dt.timedelta | None
+
+Severity: TypeAlias = Literal["error", "warning"]
+Outcome: TypeAlias = Literal["valid", "invalid", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a row came from, kept next to the data and never inside it.
+
+    >>> Provenance("excel", "lahir.xlsx", 12, part="Juli").position
+    'Juli!R12'
+    """
+
+    source: str  # adapter name: "excel", "csv", "sqlserver", "api"
+    locator: str  # file name or table
+    row: int  # row number as the operator sees it (Excel row, CSV line, primary key)
+    part: str = ""  # sheet name; a new part starts a new table (its own header)
+    extracted_at: dt.datetime = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC), compare=False
+    )
+
+    @property
+    def position(self) -> str:
+        if self.source == "excel":
+            return f"{self.part}!R{self.row}" if self.part else f"R{self.row}"
+        if self.source == "csv":
+            return f"line {self.row}"
+        return f"{self.part}#{self.row}" if self.part else f"#{self.row}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One non-blank row of a source, cells in the source's own column order."""
+
+    cells: tuple[CellValue, ...]
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem found in one row (or, with `row == header row`, in one column)."""
+
+    row: int
+    column: str | None  # header text as written in the file
+    field: str | None  # canonical field name
+    code: str
+    severity: Severity
+    message: str
+    value: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "field": self.field,
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "value": self.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalRecord:
+    """A normalised, valid record of one schema, ready to be stored or delivered."""
+
+    record_type: str
+    schema_version: int
+    data: Mapping[str, Any]
+    natural_key: bytes
+    provenance: Provenance
+    idempotency_key: str = ""
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a connector reports after the remote system accepted or refused a record."""
+
+    connector: str
+    idempotency_key: str
+    status: Literal["accepted", "duplicate", "rejected"]
+    status_code: int | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    latency_ms: float | None = None

@@ -1,0 +1,160 @@
+"""SQLAlchemy Core tables: the one description of the store, mirrored by the migrations.
+
+Timestamps are ISO-8601 UTC strings and dates ISO `YYYY-MM-DD` strings, so that SQLite and
+PostgreSQL store, sort and compare them the same way and the bulk path can hand rows to the
+driver as plain tuples. PII never appears in a clear column: `pii` and `value_enc` hold
+AES-GCM ciphertext, `natural_key` and `subject_bi` keyed BLAKE2b digests (blind indexes).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = sa.String(32)
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("record_type", sa.String(20), nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("file_sha256", sa.String(64), nullable=True),
+    sa.Column("kelurahan", sa.String(13), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),  # processing | done | failed
+    sa.Column("rows", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("valid", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("invalid", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("duplicates", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("warnings", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+)
+
+records = sa.Table(
+    "records",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("record_type", sa.String(20), nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("natural_key", sa.LargeBinary(32), nullable=False),
+    sa.Column("subject_bi", sa.LargeBinary(32), nullable=True, index=True),
+    sa.Column("kode_wilayah", sa.String(13), nullable=False, index=True),
+    sa.Column("event_date", sa.String(10), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("batch_id", sa.ForeignKey("batches.id"), nullable=True, index=True),
+    sa.Column("row_ref", sa.String(300), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # JSON of the fields that are not PII
+    sa.Column("pii", sa.LargeBinary, nullable=False),  # AES-GCM of the PII fields as JSON
+    sa.Column("content_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("record_type", "natural_key"),
+)
+
+record_history = sa.Table(
+    "record_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("record_id", sa.ForeignKey("records.id"), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("batch_id", sa.ForeignKey("batches.id"), nullable=True),
+    sa.Column("row_ref", sa.String(300), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("pii", sa.LargeBinary, nullable=False),
+    sa.Column("content_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("replaced_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("record_id", "version"),
+)
+
+row_issues = sa.Table(
+    "row_issues",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("batch_id", sa.ForeignKey("batches.id"), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("sheet", sa.String(100), nullable=False, server_default=""),
+    sa.Column("col", sa.Integer, nullable=True),
+    sa.Column("column_label", sa.String(255), nullable=True),
+    sa.Column("field", sa.String(64), nullable=True),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("value_enc", sa.LargeBinary, nullable=True),  # the offending value may be PII
+    sa.Index("ix_row_issues_batch_id_row", "batch_id", "row"),
+)
+
+wilayah = sa.Table(
+    "wilayah",
+    metadata,
+    sa.Column("kode", sa.String(13), primary_key=True),
+    sa.Column("nama", sa.String(200), nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),  # 1 provinsi .. 4 desa/kelurahan
+    sa.Column("induk", sa.String(13), nullable=True, index=True),
+    sa.Column("nama_cari", sa.String(200), nullable=False, index=True),  # lower-cased for search
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("occurred_at", Timestamp, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("entity_type", sa.String(40), nullable=False),
+    sa.Column("entity_id", sa.String(64), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),  # canonical JSON, never PII in clear
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_events_entity", "entity_type", "entity_id"),
+)
+
+# One row (id = 1): the head of the audit hash chain. Updating it in the same transaction
+# as the append serialises writers on PostgreSQL, so the chain never forks.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("last_id", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("record_id", sa.ForeignKey("records.id"), nullable=False, index=True),
+    sa.Column("record_version", sa.Integer, nullable=False),
+    sa.Column("connector", sa.String(40), nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # queued | in_flight | delivered | dead
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("connector", "idempotency_key"),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+bookmarks = sa.Table(
+    "bookmarks",
+    metadata,
+    sa.Column("source", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
