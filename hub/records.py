@@ -59,10 +59,13 @@ class Issue:
     severity: Severity
     message: str
     value: str | None = None
+    sheet: str = ""  # sheet name for workbooks
+    col: int | None = None  # 0-based column index in the source row
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "row": self.row,
+            "sheet": self.sheet,
             "column": self.column,
             "field": self.field,
             "code": self.code,

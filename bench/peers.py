@@ -1,0 +1,332 @@
+"""Peer measurements on the benchmark files, each in a fresh subprocess pinned to one core.
+
+* ``frictionless validate`` of the CSV through its documented Python API
+  (``frictionless.validate(path, dialect=..., encoding=...)``), told about the ``;`` delimiter and
+  the header on row 3 so that it reads the data rows; the number of rows it saw is checked against
+  the file. Optionally with a Table Schema that states the kelahiran rules it can express
+  (required cells, 16-digit NIKs, ranges, the natural key as primary key).
+* ``pandas.read_excel(path, engine="openpyxl", dtype=str)`` merely reading the XLSX.
+
+The parent times each child from spawn to exit (interpreter start and imports included, like the
+hub's end-to-end run) and takes its peak RSS from ``os.wait4`` (the child's own ``ru_maxrss``).
+Each child also prints what it measured inside (rows, errors, seconds) as one JSON line.
+
+Child entry point: ``python -m bench.peers {frictionless,read_excel} PATH [--header-row 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.generate import HEADER_ROW
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- running children
+
+
+@dataclass
+class Run:
+    """One pinned child process."""
+
+    cmd: list[str]
+    returncode: int
+    seconds: float  # wall time, spawn to exit
+    peak_rss_mb: float  # ru_maxrss of the child, MiB
+    stdout: str
+    stderr: str
+    pinning: str
+
+
+def pinning(core: int = 0) -> tuple[list[str], Callable[[], None] | None, str]:
+    """Command prefix / preexec hook that pins a child to ``core``, and a description."""
+    taskset = shutil.which("taskset")
+    if taskset:
+        return [taskset, "-c", str(core)], None, f"taskset -c {core}"
+    if hasattr(os, "sched_setaffinity"):
+
+        def pin() -> None:
+            os.sched_setaffinity(0, {core})
+
+        return [], pin, f"sched_setaffinity({{{core}}})"
+    return [], None, "none (no taskset, no sched_setaffinity)"
+
+
+def run_pinned(
+    cmd: Sequence[str],
+    *,
+    core: int = 0,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout: float | None = None,
+) -> Run:
+    """Run ``cmd`` pinned to one core; wall time and peak RSS of that child alone.
+
+    Output goes to temporary files (no pipe can fill up), the child is reaped with ``os.wait4`` so
+    ``ru_maxrss`` is that child's own peak (plus descendants it waited for), not a running maximum
+    over every child this process ever had.
+    """
+    prefix, preexec, how = pinning(core)
+    full = [*prefix, *cmd]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            full,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            preexec_fn=preexec,  # only sets the CPU affinity
+        )
+        killer = threading.Timer(timeout, proc.kill) if timeout else None
+        if killer:
+            killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if killer:
+                killer.cancel()
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    return Run(full, proc.returncode, seconds, usage.ru_maxrss / 1024, stdout, stderr, how)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Measurement:
+    """Repeated runs of one command on one file; medians over the repeats."""
+
+    name: str
+    path: str
+    rows: int = 0  # rows the tool reported (or read)
+    seconds: list[float] = field(default_factory=list)
+    peak_rss_mb: list[float] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)  # last child's own JSON report
+    error: str = ""
+    pinning: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and bool(self.seconds)
+
+    @property
+    def median_seconds(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+    @property
+    def rows_per_s(self) -> float:
+        s = self.median_seconds
+        return self.rows / s if self.seconds and s > 0 else float("nan")
+
+    @property
+    def max_rss_mb(self) -> float:
+        return max(self.peak_rss_mb) if self.peak_rss_mb else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(
+            ok=self.ok,
+            median_seconds=self.median_seconds if self.seconds else None,
+            rows_per_s=self.rows_per_s if self.ok else None,
+            max_peak_rss_mb=self.max_rss_mb if self.peak_rss_mb else None,
+        )
+        return d
+
+
+def _child_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench.peers", *args]
+
+
+def _measure_child(
+    name: str, path: Path, args: list[str], *, expected_rows: int | None, repeat: int, core: int
+) -> Measurement:
+    m = Measurement(name, str(path))
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+    for _ in range(repeat):
+        run = run_pinned(_child_cmd(*args), core=core, env=env, cwd=PROJECT_ROOT)
+        m.pinning = run.pinning
+        if run.returncode != 0:
+            m.error = f"exit {run.returncode}: {run.stderr.strip()[-2000:]}"
+            break
+        try:
+            m.detail = json.loads(run.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            m.error = f"unreadable child output: {run.stdout[-500:]!r}"
+            break
+        m.rows = int(m.detail["rows"])
+        if expected_rows is not None and m.rows != expected_rows:
+            m.error = f"{name} saw {m.rows} rows, the file has {expected_rows}"
+            if m.detail.get("first_error"):
+                m.error += f" ({m.detail['first_error']})"
+            break
+        m.seconds.append(run.seconds)
+        m.peak_rss_mb.append(run.peak_rss_mb)
+    return m
+
+
+def measure_frictionless(
+    csv_path: str | Path,
+    *,
+    expected_rows: int | None = None,
+    repeat: int = 3,
+    core: int = 0,
+    header_row: int = HEADER_ROW,
+    schema: str | Path | None = None,
+) -> Measurement:
+    """``frictionless.validate`` of the ``;`` CSV (inferred schema, or ``schema``)."""
+    args = ["frictionless", str(csv_path), "--header-row", str(header_row)]
+    name = "frictionless validate CSV"
+    if schema is not None:
+        args += ["--schema", str(schema)]
+        name += " + schema"
+    return _measure_child(
+        name, Path(csv_path), args, expected_rows=expected_rows, repeat=repeat, core=core
+    )
+
+
+def measure_read_excel(
+    xlsx_path: str | Path,
+    *,
+    expected_rows: int | None = None,
+    repeat: int = 3,
+    core: int = 0,
+    header_row: int = HEADER_ROW,
+) -> Measurement:
+    """``pandas.read_excel(engine="openpyxl", dtype=str)`` of the XLSX, nothing else."""
+    args = ["read_excel", str(xlsx_path), "--header-row", str(header_row)]
+    return _measure_child(
+        "pandas.read_excel(openpyxl) XLSX",
+        Path(xlsx_path),
+        args,
+        expected_rows=expected_rows,
+        repeat=repeat,
+        core=core,
+    )
+
+
+def kelahiran_schema() -> dict[str, Any]:
+    """A Table Schema with the kelahiran rules frictionless can express on the raw cells.
+
+    Dates (several spellings) and codes given as labels stay strings: frictionless has no
+    day-first multi-format date type, so this is less than the hub checks, not more.
+    """
+    from bench.generate import COLUMNS, REQUIRED
+
+    nik = {"pattern": "[0-9]{16}"}
+    fields: list[dict[str, Any]] = []
+    for canon, header in COLUMNS:
+        f: dict[str, Any] = {"name": header, "type": "string"}
+        c: dict[str, Any] = {}
+        if canon in REQUIRED:
+            c["required"] = True
+        if canon in ("nik_ibu", "nik_ayah", "nik_pelapor", "no_kk"):
+            c.update(nik)
+        elif canon == "jenis_kelamin":
+            c["enum"] = ["L", "P", "Lk", "Pr", "Laki-laki", "Perempuan", "1", "2"]
+        elif canon == "kelahiran_ke":
+            f["type"] = "integer"
+            c.update(minimum=1, maximum=20)
+        elif canon == "panjang_bayi":
+            f["type"] = "integer"
+            c.update(minimum=20, maximum=70)
+        elif canon == "kode_wilayah":
+            c["pattern"] = r"[0-9]{2}\.?[0-9]{2}\.?[0-9]{2}\.?[0-9]{4}"
+        elif canon == "no":
+            f["type"] = "integer"
+        if c:
+            f["constraints"] = c
+        fields.append(f)
+    return {
+        "fields": fields,
+        "missingValues": ["", "-", "NULL", "n/a"],
+        "primaryKey": ["NIK Ibu", "Tgl Lahir", "Anak Ke"],
+    }
+
+
+# --------------------------------------------------------------------------- child side
+
+
+def _child_frictionless(path: str, header_row: int, schema: str | None) -> dict[str, Any]:
+    from collections import Counter
+
+    import frictionless
+    from frictionless import Dialect, Schema, formats
+
+    t0 = time.perf_counter()
+    dialect = Dialect(header_rows=[header_row], controls=[formats.CsvControl(delimiter=";")])
+    options: dict[str, Any] = {"dialect": dialect, "encoding": "utf-8-sig"}
+    if schema:
+        options["schema"] = Schema.from_descriptor(json.loads(Path(schema).read_text()))
+    # limit_errors defaults to 1,000, after which frictionless stops reading: lift it so that
+    # every row is read and checked. trusted: frictionless refuses absolute paths otherwise
+    # ("path ... is not safe"); the CLI equivalent is `frictionless validate --trusted`.
+    with frictionless.system.use_context(trusted=True):
+        report = frictionless.validate(path, limit_errors=sys.maxsize, **options)
+    seconds = time.perf_counter() - t0
+    task = report.tasks[0]
+    return {
+        "first_error": task.errors[0].message if task.errors else None,
+        "tool": f"frictionless {frictionless.__version__}",
+        "rows": task.stats.get("rows", 0),
+        "fields": task.stats.get("fields"),
+        "valid": report.valid,
+        "errors": task.stats.get("errors"),
+        "error_types": dict(Counter(e.type for e in task.errors)),
+        "rows_with_errors": len({getattr(e, "row_number", None) for e in task.errors} - {None}),
+        "seconds_inside": seconds,
+    }
+
+
+def _child_read_excel(path: str, header_row: int) -> dict[str, Any]:
+    import openpyxl
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    df = pd.read_excel(path, engine="openpyxl", dtype=str, header=header_row - 1)
+    seconds = time.perf_counter() - t0
+    return {
+        "tool": f"pandas {pd.__version__} + openpyxl {openpyxl.__version__}",
+        "rows": len(df),
+        "columns": len(df.columns),
+        "seconds_inside": seconds,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.peers")
+    p.add_argument("tool", choices=["frictionless", "read_excel"])
+    p.add_argument("path")
+    p.add_argument("--header-row", type=int, default=HEADER_ROW, help="1-based")
+    p.add_argument("--schema", default=None, help="Table Schema JSON (frictionless only)")
+    a = p.parse_args(argv)
+    if a.tool == "frictionless":
+        result = _child_frictionless(a.path, a.header_row, a.schema)
+    else:
+        result = _child_read_excel(a.path, a.header_row)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

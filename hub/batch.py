@@ -1,0 +1,378 @@
+"""Decide each validated row's outcome against the file and the store, and persist it.
+
+Outcomes: `invalid` (kept as issues, never forwarded), `duplicate` (the same record is
+already held, in this file or in the store), or `valid`: a new record, or a new version of
+a held record whose content changed (a correction). A batch's counts always add up to its
+rows. Everything the writer does happens inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from hub.crypto import DataProtector
+from hub.layout import TableLayout
+from hub.records import Issue, Severity
+from hub.schemas import RecordSchema
+from hub.store import bulk_insert
+from hub.store.tables import record_history, records, row_issues
+from hub.validate import RecordValidator, RowResult
+
+LOOKUP_CHUNK = 900
+RECORD_COLUMNS = (
+    "record_type",
+    "schema_version",
+    "natural_key",
+    "subject_bi",
+    "kode_wilayah",
+    "event_date",
+    "status",
+    "version",
+    "batch_id",
+    "row_ref",
+    "data",
+    "pii",
+    "content_hash",
+    "created_at",
+    "updated_at",
+)
+ISSUE_COLUMNS = (
+    "batch_id",
+    "row",
+    "sheet",
+    "col",
+    "column_label",
+    "field",
+    "code",
+    "severity",
+    "message",
+    "value_enc",
+)
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What the store holds under a natural key."""
+
+    id: int
+    content_hash: bytes
+    version: int
+    kode_wilayah: str
+
+
+@dataclass(slots=True)
+class Counts:
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    warnings: int = 0
+    corrected: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "rows": self.rows,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "duplicates": self.duplicates,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class BatchWriter:
+    """Outcomes and persistence for one batch. With `conn=None` it only decides (dry run
+    without a store); with `dry_run=True` it reads the store but writes nothing."""
+
+    schema: RecordSchema
+    validator: RecordValidator
+    protector: DataProtector
+    conn: sa.Connection | None
+    batch_id: int | None = None
+    dry_run: bool = False
+    counts: Counts = field(default_factory=Counts)
+    digest: Any = field(default_factory=hashlib.sha256)
+    _seen: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    _layout: TableLayout | None = None
+
+    # ----------------------------------------------------------- keys
+
+    def natural_key(self, values: Mapping[str, Any]) -> bytes:
+        text = "\x1f".join(str(values[name]) for name in self.schema.natural_key)
+        return self.protector.blind_index(text, f"natural_key:{self.schema.record_type}")
+
+    def content_hash(self, values: Mapping[str, Any]) -> bytes:
+        return self.protector.blind_index(
+            orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode(), "content"
+        )
+
+    # ----------------------------------------------------------- store lookups
+
+    def _held(self, keys: Sequence[bytes]) -> dict[bytes, Held]:
+        if self.conn is None or not keys:
+            return {}
+        held: dict[bytes, Held] = {}
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            query = sa.select(
+                records.c.natural_key,
+                records.c.id,
+                records.c.content_hash,
+                records.c.version,
+                records.c.kode_wilayah,
+            ).where(
+                records.c.record_type == self.schema.record_type,
+                records.c.natural_key.in_(keys[start : start + LOOKUP_CHUNK]),
+            )
+            for row in self.conn.execute(query):
+                held[bytes(row.natural_key)] = Held(
+                    row.id, bytes(row.content_hash), row.version, row.kode_wilayah
+                )
+        return held
+
+    def _deaths(self, subjects: Sequence[bytes]) -> dict[bytes, str]:
+        """Subject blind index -> date of death, for subjects reported dead."""
+        if self.conn is None or not subjects:
+            return {}
+        deaths: dict[bytes, str] = {}
+        for start in range(0, len(subjects), LOOKUP_CHUNK):
+            query = sa.select(records.c.subject_bi, records.c.event_date).where(
+                records.c.record_type == "kematian",
+                records.c.subject_bi.in_(subjects[start : start + LOOKUP_CHUNK]),
+            )
+            for row in self.conn.execute(query):
+                deaths[bytes(row.subject_bi)] = row.event_date
+        return deaths
+
+    # ----------------------------------------------------------- outcomes
+
+    def accept(
+        self,
+        layout: TableLayout | None,
+        results: Sequence[RowResult],
+        extra_issues: Iterable[Issue] = (),
+    ) -> list[str]:
+        """Decide and persist the outcome of each row; returns the outcomes in order."""
+        self._layout = layout
+        schema, protector = self.schema, self.protector
+        candidates: list[tuple[int, bytes, bytes]] = []
+        for i, result in enumerate(results):
+            if not result.error:
+                candidates.append(
+                    (i, self.natural_key(result.values), self.content_hash(result.values))
+                )
+        held = self._held([key for _, key, _ in candidates if key not in self._seen])
+        subject = schema.subject
+        subjects: dict[int, bytes] = {}
+        if subject:
+            for i, _, _ in candidates:
+                nik = results[i].values.get(subject)
+                if nik is not None:
+                    subjects[i] = protector.blind_index(nik, "nik")
+        death_rule = next((r for r in schema.rules if r["rule"] == "not_deceased"), None)
+        deaths = self._deaths(list(subjects.values())) if death_rule else {}
+        death_once = any(r["rule"] == "death_once" for r in schema.rules)
+
+        outcomes = ["invalid"] * len(results)
+        inserts: list[tuple[Any, ...]] = []
+        now = utc_now()
+        for i, key, content in candidates:
+            result = results[i]
+            values = result.values
+            if death_rule and i in subjects and subjects[i] in deaths:
+                died = deaths[subjects[i]]
+                moved = values.get(death_rule["date_field"])
+                if moved is None or died <= moved:
+                    self._issue(
+                        result,
+                        death_rule["field"],
+                        "deceased",
+                        value=values[death_rule["field"]],
+                        detail=f" pada {died}",
+                    )
+                    continue
+            earlier = self._seen.get(key)
+            if earlier is not None:
+                row, earlier_content = earlier
+                if earlier_content == content:
+                    self._issue(
+                        result,
+                        None,
+                        "duplicate_in_file",
+                        severity="warning",
+                        other_row=row,
+                        detail="",
+                    )
+                    outcomes[i] = "duplicate"
+                else:
+                    self._issue(
+                        result,
+                        None,
+                        "duplicate_in_file",
+                        other_row=row,
+                        detail=" tetapi isinya berbeda; hapus salah satunya",
+                    )
+                continue
+            self._seen[key] = (result.provenance.row, content)
+            existing = held.get(key)
+            if existing is not None and existing.content_hash == content:
+                self._issue(
+                    result,
+                    None,
+                    "duplicate",
+                    severity="warning",
+                    detail=f"rekaman #{existing.id} versi {existing.version}",
+                )
+                outcomes[i] = "duplicate"
+                continue
+            wilayah = values[schema.wilayah_field]
+            if existing is not None and death_once and existing.kode_wilayah != wilayah:
+                self._issue(
+                    result,
+                    death_rule_field(schema),
+                    "deceased",
+                    value=values[death_rule_field(schema)],
+                    detail=f" oleh wilayah {existing.kode_wilayah}",
+                )
+                continue
+            outcomes[i] = "valid"
+            self.digest.update(key + content)
+            if existing is not None:
+                self._correct(existing, result, key, content, subjects.get(i), now)
+                continue
+            inserts.append(self._row(result, key, content, subjects.get(i), 1, now))
+
+        if self.conn is not None and not self.dry_run and inserts:
+            bulk_insert(self.conn, records, RECORD_COLUMNS, inserts)
+        issues = [*extra_issues]
+        for i, result in enumerate(results):
+            issues.extend(result.issues)
+            self.counts.rows += 1
+            if outcomes[i] == "valid":
+                self.counts.valid += 1
+            elif outcomes[i] == "duplicate":
+                self.counts.duplicates += 1
+            else:
+                self.counts.invalid += 1
+            if result.warning:
+                self.counts.warnings += 1
+        self._store_issues(issues)
+        return outcomes
+
+    def _issue(
+        self,
+        result: RowResult,
+        name: str | None,
+        code: str,
+        *,
+        severity: Severity = "error",
+        **params: Any,
+    ) -> None:
+        if code == "deceased":
+            nik = str(params["value"])
+            params["masked"] = f"{nik[:4]}{'*' * 8}{nik[-4:]}"
+        self.validator.issue(result, self._layout, name, code, severity, params)
+
+    def _row(
+        self,
+        result: RowResult,
+        key: bytes,
+        content: bytes,
+        subject: bytes | None,
+        version: int,
+        now: str,
+    ) -> tuple[Any, ...]:
+        schema, values = self.schema, result.values
+        pii = {k: v for k, v in values.items() if schema.fields[k].pii}
+        clear = {k: v for k, v in values.items() if not schema.fields[k].pii}
+        aad = schema.record_type.encode() + key
+        return (
+            schema.record_type,
+            schema.version,
+            key,
+            subject,
+            values[schema.wilayah_field],
+            values.get(schema.event_date) if schema.event_date else None,
+            "valid",
+            version,
+            self.batch_id,
+            result.provenance.position[:300],
+            orjson.dumps(clear).decode(),
+            self.protector.encrypt(orjson.dumps(pii), aad),
+            content,
+            now,
+            now,
+        )
+
+    def _correct(
+        self,
+        held: Held,
+        result: RowResult,
+        key: bytes,
+        content: bytes,
+        subject: bytes | None,
+        now: str,
+    ) -> None:
+        """A held record whose content changed: keep the old version in history, store the new."""
+        self.counts.corrected += 1
+        if self.conn is None or self.dry_run:
+            return
+        old = self.conn.execute(sa.select(records).where(records.c.id == held.id)).one()
+        self.conn.execute(
+            record_history.insert().values(
+                record_id=held.id,
+                version=old.version,
+                status=old.status,
+                batch_id=old.batch_id,
+                row_ref=old.row_ref,
+                data=old.data,
+                pii=old.pii,
+                content_hash=old.content_hash,
+                replaced_at=now,
+            )
+        )
+        row = dict(
+            zip(
+                RECORD_COLUMNS,
+                self._row(result, key, content, subject, held.version + 1, now),
+                strict=True,
+            )
+        )
+        row.pop("created_at")
+        self.conn.execute(records.update().where(records.c.id == held.id).values(**row))
+
+    def _store_issues(self, issues: Sequence[Issue]) -> None:
+        if self.conn is None or self.dry_run or not issues or self.batch_id is None:
+            return
+        encrypt = self.protector.encrypt
+        rows = [
+            (
+                self.batch_id,
+                issue.row,
+                issue.sheet,
+                issue.col,
+                issue.column[:255] if issue.column else None,
+                issue.field,
+                issue.code,
+                issue.severity,
+                issue.message,
+                encrypt(issue.value.encode(), b"issue") if issue.value is not None else None,
+            )
+            for issue in issues
+        ]
+        bulk_insert(self.conn, row_issues, ISSUE_COLUMNS, rows)
+
+
+def death_rule_field(schema: RecordSchema) -> str:
+    rule = next(r for r in schema.rules if r["rule"] == "death_once")
+    return str(rule["field"])

@@ -1,0 +1,56 @@
+"""`Hub`: what one process opens once and shares — settings, store, keys, schemas, regions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import sqlalchemy as sa
+
+from hub.crypto import DataProtector, resolve_data_key
+from hub.messages import Messages
+from hub.schemas import SchemaRegistry
+from hub.settings import Settings
+from hub.store import create_engine_from_settings, upgrade
+from hub.wilayah import WilayahIndex, ensure_demo_loaded
+
+
+@dataclass
+class Hub:
+    """The open hub of one process.
+
+    ```python
+    hub = Hub.open()                     # settings from the environment
+    hub.schemas.get("kelahiran")
+    ```
+    Opening migrates the store to the current schema and, when the region table is empty,
+    loads the demo region subset so that the embedded default works out of the box.
+    """
+
+    settings: Settings
+    engine: sa.Engine
+    protector: DataProtector
+    schemas: SchemaRegistry = field(default_factory=SchemaRegistry.load)
+    messages: Messages = field(default_factory=Messages.load)
+    key_generated: bool = False
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Hub:
+        settings = settings or Settings.from_env()
+        engine = create_engine_from_settings(settings)
+        upgrade(engine)
+        with engine.begin() as conn:
+            ensure_demo_loaded(conn)
+        key = resolve_data_key(settings)
+        return cls(settings, engine, DataProtector(key.key), key_generated=key.generated)
+
+    @cached_property
+    def regions(self) -> WilayahIndex:
+        with self.engine.connect() as conn:
+            return WilayahIndex.load(conn)
+
+    def reload_regions(self) -> None:
+        self.__dict__.pop("regions", None)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,28 @@
+"""A row counter on a terminal, silent when output is piped."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+
+@contextmanager
+def row_progress(*, enabled: bool = True) -> Iterator[Callable[[int], None] | None]:
+    """Yield a callback taking the number of rows done, or None when stderr is no terminal."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.completed:,} baris diperiksa"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("rows", total=None)
+        yield lambda done: progress.update(task, completed=done)

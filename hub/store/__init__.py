@@ -1,0 +1,12 @@
+"""The store: SQLAlchemy Core tables (`hub.store.tables`), engines, migrations, bulk inserts."""
+
+from __future__ import annotations
+
+from hub.store.engine import (
+    alembic_config,
+    bulk_insert,
+    create_engine_from_settings,
+    upgrade,
+)
+
+__all__ = ["alembic_config", "bulk_insert", "create_engine_from_settings", "upgrade"]

@@ -1,0 +1,156 @@
+"""Engines for the two supported databases, migrations to head, and the bulk-insert hot path.
+
+```python
+engine = create_engine_from_settings(settings)
+upgrade(engine)
+with engine.begin() as conn:
+    bulk_insert(conn, tables.wilayah, ("kode", "nama", "level", "induk", "nama_cari"), rows)
+```
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from hub.settings import Settings, normalise_database_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+
+MIGRATIONS: Final = Path(__file__).with_name("migrations")
+
+#: How long a SQLite writer waits for another one before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+
+_MIGRATION_LOCK_ID: Final = 0x4C414D504944  # "LAMPID"
+_PLACEHOLDERS: Final = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+_insert_sql: dict[tuple[str, str, str, tuple[str, ...]], str] = {}
+
+
+def create_engine_from_settings(settings: Settings, **kwargs: Any) -> sa.Engine:
+    """An engine for `settings.database_url`; extra `kwargs` go to `sqlalchemy.create_engine`.
+
+    SQLite: the parent directory is created and every connection gets WAL journaling,
+    `synchronous=NORMAL`, foreign keys on and a busy timeout. PostgreSQL: psycopg 3, with a
+    pre-ping so that connections dropped by the server are replaced instead of failing a request.
+    """
+    url = sa.make_url(normalise_database_url(settings.database_url))
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """An Alembic config built in code (no alembic.ini), optionally bound to `connection`."""
+    from alembic.config import Config  # alembic loads only when migrating
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def compare_server_default(
+    context: MigrationContext,
+    inspected_column: sa.Column[Any],
+    metadata_column: sa.Column[Any],
+    inspected_default: str | None,
+    metadata_default: object,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    """Alembic hook: on SQLite, treat `DEFAULT ''` as equal to `server_default=""`.
+
+    Alembic's SQLite comparison strips quotes only from non-empty literals and so reports an
+    empty-string default as changed forever. Other cases fall through to Alembic (None).
+    """
+    if context.dialect.name != "sqlite" or inspected_default is None:
+        return None
+    if rendered_metadata_default is None:
+        return None
+
+    def literal(text: str) -> str:
+        text = text.strip()
+        while text.startswith("(") and text.endswith(")"):
+            text = text[1:-1].strip()
+        if len(text) >= 2 and text[0] == text[-1] == "'":
+            text = text[1:-1].replace("''", "'")
+        return text
+
+    return literal(inspected_default) != literal(rendered_metadata_default)
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Run the migrations up to `revision` in one transaction.
+
+    Processes that start together (N API and M worker processes) may all call this: the first
+    takes a lock (a PostgreSQL advisory lock, SQLite's write lock), the others wait and then
+    find the store already at `revision`.
+    """
+    from alembic import command
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        command.upgrade(alembic_config(conn), revision)
+
+
+def bulk_insert(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert `rows` (tuples in `columns` order) with one driver-level executemany.
+
+    The hot path: SQLAlchemy's compiled dict executemany costs several times the raw driver,
+    so the INSERT text is built once per (dialect, table, columns) with the driver's positional
+    placeholder and handed to `exec_driver_sql`. Values must already be what the driver takes
+    (str, int, float, bytes, None): no SQLAlchemy type processing happens here.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    key = (dialect.name, dialect.paramstyle, table.fullname, tuple(columns))
+    sql = _insert_sql.get(key)
+    if sql is None:
+        sql = _build_insert(dialect, table, key[3])
+        _insert_sql[key] = sql
+    conn.exec_driver_sql(sql, rows)
+
+
+def _build_insert(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]) -> str:
+    unknown = [c for c in columns if c not in table.c]
+    if unknown or not columns:
+        raise ValueError(f"table {table.name} has no columns {unknown}")
+    placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
+    if placeholder is None:
+        raise ValueError(f"paramstyle {dialect.paramstyle!r} is not supported by bulk_insert")
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    marks = ", ".join([placeholder] * len(columns))
+    target = dialect.identifier_preparer.format_table(table)
+    return f"INSERT INTO {target} ({names}) VALUES ({marks})"
