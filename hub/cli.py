@@ -199,8 +199,10 @@ def schemas_list() -> None:
     with handled():
         registry = SchemaRegistry.load()
         for schema in registry:
+            key = "+".join(schema.natural_key)
             click.echo(
-                f"{schema.record_type:<10} v{schema.version}  {len(schema.fields):>2} fields, key {'+'.join(schema.natural_key)}  {schema.title}"
+                f"{schema.record_type:<10} v{schema.version}  {len(schema.fields):>2} fields, "
+                f"key {key}  {schema.title}"
             )
 
 

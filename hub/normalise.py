@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeAlias
 
-from hub.records import CellValue
+from hub.records import CellValue, Severity
 from hub.schemas import FieldSpec, squeeze
 
-Problem: TypeAlias = tuple[str, str, Mapping[str, Any]]
+Problem: TypeAlias = tuple[str, Severity, Mapping[str, Any]]
 Result: TypeAlias = tuple[Any, tuple[Problem, ...]]
 Normaliser: TypeAlias = Callable[[CellValue], Result]
 
@@ -30,7 +30,7 @@ _SPACES = re.compile(r"\s+")
 OK: Final[tuple[Problem, ...]] = ()
 
 
-def _problem(code: str, severity: str = "error", **params: Any) -> tuple[Problem, ...]:
+def _problem(code: str, severity: Severity = "error", **params: Any) -> tuple[Problem, ...]:
     return ((code, severity, params),)
 
 
@@ -132,7 +132,7 @@ def make_nik(spec: FieldSpec, *, kk: bool = False) -> Normaliser:
                 return None, _problem(
                     "kk_format",
                     value=str(value),
-                    detail="tertulis dalam notasi ilmiah; format kolom sebagai Teks dan ketik ulang",
+                    detail="tertulis dalam notasi ilmiah; format kolom sebagai Teks, ketik ulang",
                 )
             if problems and problems[0][0] == "nik_format":
                 return None, _problem(code, **problems[0][2])
@@ -162,12 +162,11 @@ MONTHS: Final[Mapping[str, int]] = {
     **dict.fromkeys(["november", "nopember", "nov", "nop"], 11),
     **dict.fromkeys(["desember", "des", "dec", "december"], 12),
 }
+_CLOCK = r"(?:[ T]\d{1,2}[:.]\d{2}(?:[:.]\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 _NUMERIC_DATE = re.compile(
-    r"^(\d{1,2})\s*[/\-.]\s*(\d{1,2})\s*[/\-.]\s*(\d{2}|\d{4})(?:[ T]\d{1,2}[:.]\d{2}(?:[:.]\d{2}(?:\.\d+)?)?)?$"
+    r"^(\d{1,2})\s*[/\-.]\s*(\d{1,2})\s*[/\-.]\s*(\d{2}|\d{4})" + _CLOCK + "$"
 )
-_ISO_DATE = re.compile(
-    r"^(\d{4})[/\-.](\d{1,2})[/\-.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
-)
+_ISO_DATE = re.compile(r"^(\d{4})[/\-.](\d{1,2})[/\-.](\d{1,2})" + _CLOCK + "$")
 _NAMED_DATE = re.compile(r"^(\d{1,2})[\s\-/.,]*([a-z]+)\.?[\s\-/.,]*(\d{2}|\d{4})$")
 _WEEKDAY = re.compile(r"^(senin|selasa|rabu|kamis|jumat|jum'at|sabtu|minggu|ahad)\s*,?\s*")
 _SERIAL = re.compile(r"^\d{4,5}(?:\.0+)?$")

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from adapters.base import Source
 from hub.audit import AuditLog
 from hub.batch import BatchWriter, Counts, utc_now
@@ -72,13 +71,13 @@ def source_for(path: Path, *, sheet: str | None = None) -> Source:
         raise UnreadableFileError(
             f"Berkas {path.name} tidak dapat dibuka: {exc.strerror}."
         ) from exc
-    is_workbook = magic.startswith(b"PK\x03\x04") or magic.startswith(b"\xd0\xcf\x11\xe0")
+    is_workbook = magic.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0"))
     if is_workbook or (not magic and path.suffix.lower() in EXCEL_SUFFIXES):
         config: dict[str, Any] = {"path": str(path)}
         if sheet is not None:
             config["sheet"] = sheet
-        return load_adapter("excel")(config)  # type: ignore[call-arg]
-    return load_adapter("csv")({"path": str(path)})  # type: ignore[call-arg]
+        return load_adapter("excel")(config)
+    return load_adapter("csv")({"path": str(path)})
 
 
 def file_sha256(path: Path) -> str:

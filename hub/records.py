@@ -9,7 +9,9 @@ from typing import Any, Literal, TypeAlias
 
 #: A cell as a source read it. CSV cells are always `str`; spreadsheet cells keep their type
 #: (a NIK typed as a number arrives as `float` or `int`, a real date as `date`/`datetime`).
-CellValue: TypeAlias = str | int | float | bool | dt.date | dt.datetime | dt.time | dt.timedelta | None
+CellValue: TypeAlias = (
+    str | int | float | bool | dt.date | dt.datetime | dt.time | dt.timedelta | None
+)
 
 Severity: TypeAlias = Literal["error", "warning"]
 Outcome: TypeAlias = Literal["valid", "invalid", "duplicate"]

@@ -235,7 +235,7 @@ class RecordValidator:
                 if value is not None:
                     results[i].values[name] = value
                 for code, severity, params in problems:
-                    self.issue(results[i], layout, name, code, severity, params, raw[i])  # type: ignore[arg-type]
+                    self.issue(results[i], layout, name, code, severity, params, raw[i])
                     if severity == "error":
                         errored[i].add(name)
         width = layout.width

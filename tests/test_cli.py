@@ -46,13 +46,25 @@ def test_validate_json_report_shape_and_exit_1(env, tmp_path):
     result = invoke("validate", good_and_bad(tmp_path), "--type", "kelahiran", "--format", "json")
     assert result.exit_code == 1
     report = json.loads(result.stdout)
-    assert {k: report[k] for k in ("file", "type", "rows", "valid", "invalid", "duplicates", "warnings")} == {
-        "file": "lahir.csv", "type": "kelahiran", "rows": 3, "valid": 2, "invalid": 1, "duplicates": 0, "warnings": 0,
+    assert {
+        k: report[k] for k in ("file", "type", "rows", "valid", "invalid", "duplicates", "warnings")
+    } == {
+        "file": "lahir.csv",
+        "type": "kelahiran",
+        "rows": 3,
+        "valid": 2,
+        "invalid": 1,
+        "duplicates": 0,
+        "warnings": 0,
     }
     (issue,) = report["issues"]
     assert {k: issue[k] for k in ("row", "column", "field", "code", "severity", "value")} == {
-        "row": 5, "column": "Tgl Lahir", "field": "tanggal_lahir", "code": "date_invalid",
-        "severity": "error", "value": "31/02/2025",
+        "row": 5,
+        "column": "Tgl Lahir",
+        "field": "tanggal_lahir",
+        "code": "date_invalid",
+        "severity": "error",
+        "value": "31/02/2025",
     }
     assert "kalender" in issue["message"]
 
@@ -76,20 +88,35 @@ def test_text_output_in_indonesian_and_exit_0_when_clean(env, tmp_path):
 def test_kelurahan_scope_flags_other_regions(env, tmp_path):
     rows = [kelahiran_row(1), kelahiran_row(2, **{"Kode Desa": "32.73.01.1002"})]
     path = write_table(tmp_path / "lahir.csv", KELAHIRAN_HEADER, rows)
-    report = json.loads(invoke("validate", path, "--type", "kelahiran", "--kelurahan", "32.73.01.1001", "--format", "json").stdout)
+    report = json.loads(
+        invoke(
+            "validate",
+            path,
+            "--type",
+            "kelahiran",
+            "--kelurahan",
+            "32.73.01.1001",
+            "--format",
+            "json",
+        ).stdout
+    )
     assert [i["code"] for i in report["issues"]] == ["wilayah_scope"]
 
 
 @pytest.mark.parametrize("suffix", [".xlsx", ".csv", ".json"])
 def test_report_files(env, tmp_path, suffix):
     out = tmp_path / f"laporan{suffix}"
-    result = invoke("validate", good_and_bad(tmp_path, ".xlsx"), "--type", "kelahiran", "--report", out)
-    assert result.exit_code == 1 and out.exists()
+    result = invoke(
+        "validate", good_and_bad(tmp_path, ".xlsx"), "--type", "kelahiran", "--report", out
+    )
+    assert result.exit_code == 1
+    assert out.exists()
     if suffix == ".xlsx":
         wb = load_workbook(out)
         assert {"Juli", "Kesalahan", "Ringkasan"} <= set(wb.sheetnames)
         cell = wb["Juli"].cell(row=4, column=KELAHIRAN_HEADER.index("Tgl Lahir") + 1)
-        assert cell.comment is not None and "kalender" in cell.comment.text
+        assert cell.comment is not None
+        assert "kalender" in cell.comment.text
     elif suffix == ".json":
         assert json.loads(out.read_text(encoding="utf-8"))["issues"][0]["code"] == "date_invalid"
     else:
@@ -135,7 +162,16 @@ def bad_input(case: str, directory: Path) -> Path:
     return directory / name
 
 
-BAD_INPUTS = ["renamed binary", "renamed binary as csv", "empty file", "empty workbook", "no header", "zip bomb", "encrypted", "missing file"]
+BAD_INPUTS = [
+    "renamed binary",
+    "renamed binary as csv",
+    "empty file",
+    "empty workbook",
+    "no header",
+    "zip bomb",
+    "encrypted",
+    "missing file",
+]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
@@ -145,7 +181,9 @@ def test_unreadable_inputs_exit_2_with_one_line(env, tmp_path, case):
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hub: ") and "Traceback" not in result.stderr
+    assert len(lines) == 1
+    assert lines[0].startswith("hub: ")
+    assert "Traceback" not in result.stderr
 
 
 def test_unknown_type_and_bad_options(env, tmp_path):
@@ -156,7 +194,8 @@ def test_unknown_type_and_bad_options(env, tmp_path):
         ["validate", path, "--type", "kelahiran", "--report", tmp_path / "out.pdf"],
     ):
         result = CliRunner().invoke(main, [str(a) for a in args])
-        assert result.exit_code == 2 and result.stderr.startswith("hub: "), result.output
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("hub: ")
 
 
 def test_ragged_csv_rows(env, tmp_path):
@@ -173,7 +212,8 @@ def test_ragged_csv_rows(env, tmp_path):
     assert 2 not in by_row
     assert "required" in by_row[3]
     assert by_row[4] == {"extra_cells"}
-    assert report["rows"] == 3 and report["invalid"] == 2
+    assert report["rows"] == 3
+    assert report["invalid"] == 2
 
 
 def test_huge_cell_and_zip_bomb_keep_memory_bounded(env, tmp_path):
@@ -186,7 +226,11 @@ def test_huge_cell_and_zip_bomb_keep_memory_bounded(env, tmp_path):
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         done = subprocess.run(
             [sys.executable, "-m", "hub.cli", "ingest", str(path), "--type", "kelahiran"],
-            capture_output=True, text=True, env={**os.environ, **env}, timeout=120, check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=120,
+            check=False,
         )
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         assert done.returncode == 2, done.stderr
@@ -197,24 +241,33 @@ def test_huge_cell_and_zip_bomb_keep_memory_bounded(env, tmp_path):
 def test_wilayah_import_and_find(env, wilayah_csv):
     first = invoke("wilayah", "import", wilayah_csv)
     assert first.exit_code == 0
-    assert "desa" in first.stdout and "83762" in first.stdout.replace(",", "")
+    assert "desa" in first.stdout
+    assert "83762" in first.stdout.replace(",", "")
     again = invoke("wilayah", "import", wilayah_csv).stdout
     assert again.splitlines()[:4] == first.stdout.splitlines()[:4]
-    assert "inserted         0" in again and "updated          0" in again  # idempotent
+    assert "inserted         0" in again
+    assert "updated          0" in again
     found = invoke("wilayah", "find", "sidomulyo")
-    assert found.exit_code == 0 and found.stdout.count("\n") == 20  # limit
+    assert found.exit_code == 0
+    assert found.stdout.count("\n") == 20
     within = invoke("wilayah", "find", "sukarasa", "--induk", "32.73")
     assert "32.73.01.1001" in within.stdout
-    assert invoke("wilayah", "find", "tidak ada nama seperti ini").stdout.strip() == "tidak ditemukan"
+    assert (
+        invoke("wilayah", "find", "tidak ada nama seperti ini").stdout.strip() == "tidak ditemukan"
+    )
 
 
 def test_bad_wilayah_file(env, tmp_path):
     bad = tmp_path / "wilayah.csv"
     bad.write_text("kode,nama,level,induk\n32,Jawa Barat,provinsi,\n32.7X,Kota Salah,kabkota,32\n")
     result = CliRunner().invoke(main, ["wilayah", "import", str(bad)])
-    assert result.exit_code == 2 and "32.7X" in result.stderr
+    assert result.exit_code == 2
+    assert "32.7X" in result.stderr
 
 
 def test_module_entry_point(env):
-    done = subprocess.run([sys.executable, "-m", "hub.cli", "--help"], capture_output=True, text=True, check=False)
-    assert done.returncode == 0 and "ingest" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert "ingest" in done.stdout

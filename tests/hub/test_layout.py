@@ -12,11 +12,35 @@ KELAHIRAN = REGISTRY.get("kelahiran")
 
 
 def rows(*lines, part="Sheet1", start=1):
-    return [RawRow(tuple(cells), Provenance("excel", "f.xlsx", start + i, part)) for i, cells in enumerate(lines) if cells is not None]
+    return [
+        RawRow(tuple(cells), Provenance("excel", "f.xlsx", start + i, part))
+        for i, cells in enumerate(lines)
+        if cells is not None
+    ]
 
 
-HEADER = ["No", "Nama Anak", "JK", "Tgl Lahir", "NIK Ibu", "Nama Ibu", "No. KK", "RT/RW", "Keterangan Lain"]
-DATA = [1, "Aisyah", "P", "02/07/2025", "3273014507900001", "Siti", "3273011203150004", "003/005", ""]
+HEADER = [
+    "No",
+    "Nama Anak",
+    "JK",
+    "Tgl Lahir",
+    "NIK Ibu",
+    "Nama Ibu",
+    "No. KK",
+    "RT/RW",
+    "Keterangan Lain",
+]
+DATA = [
+    1,
+    "Aisyah",
+    "P",
+    "02/07/2025",
+    "3273014507900001",
+    "Siti",
+    "3273011203150004",
+    "003/005",
+    "",
+]
 
 
 def test_header_below_title_rows():
@@ -26,7 +50,8 @@ def test_header_below_title_rows():
     layout = pairs[0][0]
     assert layout.header_rows == (3,)
     assert layout.fields["nik_ibu"].label == "NIK Ibu"
-    assert layout.label_of("rt") == "RT/RW" and layout.index_of("rw") == 7
+    assert layout.label_of("rt") == "RT/RW"
+    assert layout.index_of("rw") == 7
     assert [c.label for c in layout.unknown] == ["Keterangan Lain"]  # "No" is not worth a warning
 
 
@@ -36,19 +61,27 @@ def test_two_row_header_under_merged_labels():
     data = [1, "Aisyah", "02/07/2025", "3273014507900001", "Siti", "3273011203150004", "05/07/2025"]
     table = rows(["LAPORAN"], top, sub, ["(1)", "(2)", "(3)", "(4)", "(5)", "(6)", "(7)"], data)
     pairs = list(iter_data_rows(iter(table), KELAHIRAN))
-    assert len(pairs) == 1 and pairs[0][1].provenance.row == 5
+    assert len(pairs) == 1
+    assert pairs[0][1].provenance.row == 5
     layout = pairs[0][0]
     assert layout.header_rows == (2, 3)
-    assert layout.fields["nik_ibu"].index == 3 and layout.fields["nik_ibu"].label == "Data Ibu / NIK"
+    assert layout.fields["nik_ibu"].index == 3
+    assert layout.fields["nik_ibu"].label == "Data Ibu / NIK"
     assert layout.fields["nama_ibu"].index == 4
-    assert layout.fields["no_kk"].index == 5 and layout.fields["tanggal_lapor"].index == 6
+    assert layout.fields["no_kk"].index == 5
+    assert layout.fields["tanggal_lapor"].index == 6
 
 
 def test_trailing_total_and_signature_block_are_not_data():
     table = rows(
-        HEADER, DATA, DATA, ["JUMLAH", None, None, None, None, None, None, None, 2],
-        [None, None, None, None, "Bandung, 2 Agustus 2025"], [None, None, None, None, "Lurah Sukarasa"],
-        [None, None, None, None, "(ASEP)"], [None, None, None, None, "NIP. 197001011990031001"],
+        HEADER,
+        DATA,
+        DATA,
+        ["JUMLAH", None, None, None, None, None, None, None, 2],
+        [None, None, None, None, "Bandung, 2 Agustus 2025"],
+        [None, None, None, None, "Lurah Sukarasa"],
+        [None, None, None, None, "(ASEP)"],
+        [None, None, None, None, "NIP. 197001011990031001"],
     )
     assert [row.provenance.row for _, row in iter_data_rows(iter(table), KELAHIRAN)] == [2, 3]
 
@@ -67,10 +100,18 @@ def test_header_repeated_on_each_printed_page():
 def test_each_sheet_has_its_own_header_and_sheets_without_one_are_skipped():
     first = rows(HEADER, DATA, part="Juli")
     notes = rows(["Petunjuk pengisian"], ["Isi satu baris per bayi"], part="Petunjuk")
-    second = rows(["judul"], ["Nama Bayi", "Tanggal Lahir", "NIK_IBU", "NO_KK"], ["Budi", "01/08/2025", "3273014507900001", "3273011203150004"], part="Agustus")
+    second = rows(
+        ["judul"],
+        ["Nama Bayi", "Tanggal Lahir", "NIK_IBU", "NO_KK"],
+        ["Budi", "01/08/2025", "3273014507900001", "3273011203150004"],
+        part="Agustus",
+    )
     skipped: list[str] = []
     pairs = list(iter_data_rows(iter(first + notes + second), KELAHIRAN, skipped_parts=skipped))
-    assert [(layout.part, row.provenance.row) for layout, row in pairs] == [("Juli", 2), ("Agustus", 3)]
+    assert [(layout.part, row.provenance.row) for layout, row in pairs] == [
+        ("Juli", 2),
+        ("Agustus", 3),
+    ]
     assert skipped == ["Petunjuk"]
 
 

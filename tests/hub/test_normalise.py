@@ -45,7 +45,7 @@ def codes(result):
         ("45886", "2025-08-17"),  # Excel serial exported as text
         (45886.0, "2025-08-17"),  # Excel serial in a number cell
         (dt.date(2025, 8, 17), "2025-08-17"),
-        (dt.datetime(2025, 8, 17, 10, 30), "2025-08-17"),
+        (dt.datetime(2025, 8, 17, 10, 30, tzinfo=dt.UTC), "2025-08-17"),
         ("\u00a017/08/2025\u200b", "2025-08-17"),
         ("29/02/2024", "2024-02-29"),
     ],
@@ -56,7 +56,18 @@ def test_dates_in_every_form(raw, expected):
 
 @pytest.mark.parametrize(
     "raw",
-    ["31/02/2025", "29/02/2025", "32/01/2025", "17/13/2025", "17/08/25", "17 Agustos 2025", "kemarin", "17/08/1850", dt.time(8, 0), True],
+    [
+        "31/02/2025",
+        "29/02/2025",
+        "32/01/2025",
+        "17/13/2025",
+        "17/08/25",
+        "17 Agustos 2025",
+        "kemarin",
+        "17/08/1850",
+        dt.time(8, 0),
+        True,
+    ],
 )
 def test_unreadable_dates_are_errors_not_guesses(raw):
     value, problems = normalise_date(raw)
@@ -73,7 +84,15 @@ def test_blank_markers(raw):
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("08:30", "08:30"), ("8.30", "08:30"), ("08:30:00", "08:30"), ("0830", "08:30"), ("14.05 WIB", "14:05"), (dt.time(7, 15), "07:15"), (0.75, "18:00")],
+    [
+        ("08:30", "08:30"),
+        ("8.30", "08:30"),
+        ("08:30:00", "08:30"),
+        ("0830", "08:30"),
+        ("14.05 WIB", "14:05"),
+        (dt.time(7, 15), "07:15"),
+        (0.75, "18:00"),
+    ],
 )
 def test_times(raw, expected):
     assert normalise_time(raw) == (expected, ())
@@ -90,7 +109,14 @@ KK = make_nik(KELAHIRAN.fields["no_kk"], kk=True)
 
 @pytest.mark.parametrize(
     "raw",
-    ["3273014507900001", "'3273014507900001", " 3273 0145 0790 0001 ", "3273.0145.0790.0001", "\u00a03273014507900001\u200b", "\ufeff3273014507900001"],
+    [
+        "3273014507900001",
+        "'3273014507900001",
+        " 3273 0145 0790 0001 ",
+        "3273.0145.0790.0001",
+        "\u00a03273014507900001\u200b",
+        "\ufeff3273014507900001",
+    ],
 )
 def test_nik_cleaning_is_harmless(raw):
     assert NIK(raw) == ("3273014507900001", ())
@@ -121,9 +147,13 @@ def test_bad_niks(raw, code):
 
 
 def test_nik_from_numeric_cell_is_a_warning():
-    assert NIK(3273014507900001.0) == ("3273014507900001", (("nik_numeric_cell", "warning", {"value": "3273014507900001"}),))
+    assert NIK(3273014507900001.0) == (
+        "3273014507900001",
+        (("nik_numeric_cell", "warning", {"value": "3273014507900001"}),),
+    )
     value, problems = NIK(3273014507900000.0)  # the 16th digit Excel turned into 0
-    assert value is None and codes((value, problems)) == ["nik_format", "nik_numeric_cell"]
+    assert value is None
+    assert codes((value, problems)) == ["nik_format", "nik_numeric_cell"]
     assert codes(NIK(3.5)) == ["nik_format"]
 
 
@@ -139,12 +169,26 @@ def test_nik_birth_date_and_gender():
     assert nik_birth_date("3273010101200001", dt.date(2025, 1, 1)) == (dt.date(2020, 1, 1), "L")
 
 
-@pytest.mark.parametrize(("raw", "grams"), [("3200", 3200), ("3.200", 3200), ("3,2 kg", 3200), ("3.2", 3200), ("3,25", 3250), ("2900 gr", 2900), (3100, 3100), (3.4, 3400)])
+@pytest.mark.parametrize(
+    ("raw", "grams"),
+    [
+        ("3200", 3200),
+        ("3.200", 3200),
+        ("3,2 kg", 3200),
+        ("3.2", 3200),
+        ("3,25", 3250),
+        ("2900 gr", 2900),
+        (3100, 3100),
+        (3.4, 3400),
+    ],
+)
 def test_birth_weight(raw, grams):
     assert make_grams(KELAHIRAN.fields["berat_bayi"])(raw) == (grams, ())
 
 
-@pytest.mark.parametrize(("raw", "code"), [("80 kg", "range"), ("250", "range"), ("berat", "type"), ("3,2 ons", "type")])
+@pytest.mark.parametrize(
+    ("raw", "code"), [("80 kg", "range"), ("250", "range"), ("berat", "type"), ("3,2 ons", "type")]
+)
 def test_bad_birth_weight(raw, code):
     assert codes(make_grams(KELAHIRAN.fields["berat_bayi"])(raw)) == [code]
 
@@ -162,9 +206,15 @@ def test_integer_range_and_type():
 @pytest.mark.parametrize(
     ("field", "raw", "code"),
     [
-        ("jenis_kelamin", "Lk", "L"), ("jenis_kelamin", "PEREMPUAN", "P"), ("jenis_kelamin", "Wanita", "P"),
-        ("jenis_kelamin", 1.0, "L"), ("jenis_kelamin", "2", "P"), ("penolong_kelahiran", "Bidan", 2),
-        ("penolong_kelahiran", "bidan/perawat", 2), ("penolong_kelahiran", "1", 1), ("tempat_dilahirkan", "RS/RB", 1),
+        ("jenis_kelamin", "Lk", "L"),
+        ("jenis_kelamin", "PEREMPUAN", "P"),
+        ("jenis_kelamin", "Wanita", "P"),
+        ("jenis_kelamin", 1.0, "L"),
+        ("jenis_kelamin", "2", "P"),
+        ("penolong_kelahiran", "Bidan", 2),
+        ("penolong_kelahiran", "bidan/perawat", 2),
+        ("penolong_kelahiran", "1", 1),
+        ("tempat_dilahirkan", "RS/RB", 1),
         ("jenis_kelahiran", "kembar 2", 2),
     ],
 )
@@ -174,7 +224,8 @@ def test_code_labels(field, raw, code):
 
 def test_unknown_code_lists_allowed_values():
     value, problems = make_code(KELAHIRAN.fields["penolong_kelahiran"])("Mantri")
-    assert value is None and problems[0][0] == "enum"
+    assert value is None
+    assert problems[0][0] == "enum"
     assert "2 (Bidan/Perawat)" in problems[0][2]["allowed"]
 
 

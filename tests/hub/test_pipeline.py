@@ -8,17 +8,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook
-
 from starlette.datastructures import Secret
 
 from hub.audit import verify_chain
 from hub.context import Hub
-from hub.settings import Settings
-from hub.wilayah import WilayahIndex, read_csv
-from tests.conftest import TEST_KEY
 from hub.errors import EncryptedFileError, HeaderNotFoundError, UnreadableFileError
 from hub.pipeline import run_batch, source_for
+from hub.settings import Settings
 from hub.store.tables import audit_events, batches, record_history, records, row_issues
+from hub.wilayah import WilayahIndex, read_csv
 from tests.builders import (
     KELAHIRAN_HEADER,
     KEMATIAN_HEADER,
@@ -29,6 +27,7 @@ from tests.builders import (
     write_table,
     write_xlsx,
 )
+from tests.conftest import TEST_KEY
 
 KELURAHAN = "32.73.01.1001"
 
@@ -48,11 +47,17 @@ def hub(hub, full_regions):
 
 @pytest.fixture
 def sqlite_hub(tmp_path, full_regions):
-    settings = Settings(f"sqlite:///{tmp_path / 'pii' / 'hub.db'}", tmp_path / "pii", Secret(TEST_KEY), tmp_path / "pii" / "k")
+    settings = Settings(
+        f"sqlite:///{tmp_path / 'pii' / 'hub.db'}",
+        tmp_path / "pii",
+        Secret(TEST_KEY),
+        tmp_path / "pii" / "k",
+    )
     opened = Hub.open(settings)
     opened.__dict__["regions"] = full_regions
     yield opened
     opened.close()
+
 
 # Each row carries one defect; the codes its row must report (errors and warnings).
 KELAHIRAN_CASES: list[tuple[dict[str, object], set[str]]] = [
@@ -73,12 +78,24 @@ KELAHIRAN_CASES: list[tuple[dict[str, object], set[str]]] = [
     ({"Kode Desa": "32.73.99.9999"}, {"wilayah_unknown"}),
     ({"Kode Desa": "32.73.01"}, {"wilayah_level"}),
     ({"Kode Desa": "32.73.01.1002"}, {"wilayah_scope"}),
-    ({"Tgl Lahir": "17 Agustus 2025", "Tgl Lapor": "2025-08-20", "Penolong": "1", "BB": "3.200", "RT/RW": "3/5"}, set()),
+    (
+        {
+            "Tgl Lahir": "17 Agustus 2025",
+            "Tgl Lapor": "2025-08-20",
+            "Penolong": "1",
+            "BB": "3.200",
+            "RT/RW": "3/5",
+        },
+        set(),
+    ),
 ]
 
 
 def kelahiran_rows():
-    return [kelahiran_row(serial, **changes) for serial, (changes, _) in enumerate(KELAHIRAN_CASES, start=1)]
+    return [
+        kelahiran_row(serial, **changes)
+        for serial, (changes, _) in enumerate(KELAHIRAN_CASES, start=1)
+    ]
 
 
 def codes_by_row(issues):
@@ -95,8 +112,13 @@ def test_every_row_level_code_on_csv_and_xlsx(hub, tmp_path, suffix):
     first_data_row = 4 if suffix == ".csv" else 3  # CSV has two title lines, the workbook one
     found = codes_by_row(report.issues)
     for offset, (_, expected) in enumerate(KELAHIRAN_CASES):
-        assert found.get(first_data_row + offset, set()) == expected, (offset, found.get(first_data_row + offset))
-    expected_invalid = sum(1 for _, codes in KELAHIRAN_CASES if codes - {"nik_region_unknown", "nik_gender_mismatch"})
+        assert found.get(first_data_row + offset, set()) == expected, (
+            offset,
+            found.get(first_data_row + offset),
+        )
+    expected_invalid = sum(
+        1 for _, codes in KELAHIRAN_CASES if codes - {"nik_region_unknown", "nik_gender_mismatch"}
+    )
     assert report.counts.rows == len(KELAHIRAN_CASES)
     assert report.counts.invalid == expected_invalid
     assert report.counts.valid == len(KELAHIRAN_CASES) - expected_invalid
@@ -104,18 +126,29 @@ def test_every_row_level_code_on_csv_and_xlsx(hub, tmp_path, suffix):
 
 
 def test_issue_fields_name_the_operators_column_and_speak_indonesian(hub, tmp_path):
-    path = write_table(tmp_path / "lahir.csv", KELAHIRAN_HEADER, [kelahiran_row(1, **{"NIK Ibu": "3.27301E+15"})])
+    path = write_table(
+        tmp_path / "lahir.csv", KELAHIRAN_HEADER, [kelahiran_row(1, **{"NIK Ibu": "3.27301E+15"})]
+    )
     issue = run_batch(hub, source_for(path), "kelahiran", dry_run=True).issues[0]
     assert issue.as_dict() == {
-        "row": 4, "sheet": "", "column": "NIK Ibu", "field": "nik_ibu", "code": "nik_scientific",
-        "severity": "error", "value": "3.27301E+15",
+        "row": 4,
+        "sheet": "",
+        "column": "NIK Ibu",
+        "field": "nik_ibu",
+        "code": "nik_scientific",
+        "severity": "error",
+        "value": "3.27301E+15",
         "message": issue.message,
     }
-    assert "notasi ilmiah" in issue.message and "Teks" in issue.message
+    assert "notasi ilmiah" in issue.message
+    assert "Teks" in issue.message
 
 
 def test_numeric_nik_cell_is_flagged_in_xlsx(hub, tmp_path):
-    rows = [kelahiran_row(1, **{"NIK Ibu": 3273014507900001}), kelahiran_row(2, **{"NIK Ibu": 3273014507900000.0})]
+    rows = [
+        kelahiran_row(1, **{"NIK Ibu": 3273014507900001}),
+        kelahiran_row(2, **{"NIK Ibu": 3273014507900000.0}),
+    ]
     path = write_xlsx(tmp_path / "lahir.xlsx", KELAHIRAN_HEADER, rows)
     found = codes_by_row(run_batch(hub, source_for(path), "kelahiran", dry_run=True).issues)
     assert found[3] == {"nik_numeric_cell"}
@@ -127,7 +160,12 @@ def test_unknown_column_is_a_warning_on_the_header_row(hub, tmp_path):
     path = write_table(tmp_path / "lahir.csv", header, [[*kelahiran_row(1), "O"]])
     report = run_batch(hub, source_for(path), "kelahiran", dry_run=True)
     (issue,) = report.issues
-    assert (issue.code, issue.severity, issue.row, issue.column) == ("unknown_column", "warning", 3, "Golongan Darah")
+    assert (issue.code, issue.severity, issue.row, issue.column) == (
+        "unknown_column",
+        "warning",
+        3,
+        "Golongan Darah",
+    )
     assert report.counts.valid == 1
 
 
@@ -143,28 +181,52 @@ def test_kematian_birthdate_and_gender_cross_checks(hub, tmp_path):
         found = codes_by_row(run_batch(hub, source_for(path), "kematian", dry_run=True).issues)
         first = 4 if suffix == ".csv" else 3
         assert [found.get(first + i, set()) for i in range(4)] == [
-            set(), {"nik_birthdate_mismatch"}, {"nik_gender_mismatch"}, {"date_order"},
+            set(),
+            {"nik_birthdate_mismatch"},
+            {"nik_gender_mismatch"},
+            {"date_order"},
         ]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_pindah_klasifikasi_and_deceased(hub, tmp_path, suffix):
     dead = "3273011010600026"
-    mati = write_table(tmp_path / f"mati{suffix}", KEMATIAN_HEADER, [kematian_row(dead, **{"Tgl Lahir": "10/10/1960", "Tgl Meninggal": "25/07/2025", "Tanggal Lapor": "26/07/2025"})])
+    mati = write_table(
+        tmp_path / f"mati{suffix}",
+        KEMATIAN_HEADER,
+        [
+            kematian_row(
+                dead,
+                **{
+                    "Tgl Lahir": "10/10/1960",
+                    "Tgl Meninggal": "25/07/2025",
+                    "Tanggal Lapor": "26/07/2025",
+                },
+            )
+        ],
+    )
     assert run_batch(hub, source_for(mati), "kematian").counts.valid == 1
     rows = [
         pindah_row("3273011505900005"),  # klasifikasi filled in: 3 (antar kecamatan)
         pindah_row("3273015208920003", **{"Klasifikasi Pindah": "Antar provinsi"}),
         pindah_row(dead),
-        pindah_row("3273011505900006", **{"Kode Desa Tujuan": "3273011002", "Klasifikasi Pindah": "2"}),
+        pindah_row(
+            "3273011505900006", **{"Kode Desa Tujuan": "3273011002", "Klasifikasi Pindah": "2"}
+        ),
     ]
     path = write_table(tmp_path / f"pindah{suffix}", PINDAH_HEADER, rows)
     report = run_batch(hub, source_for(path), "pindah", scope=KELURAHAN)
     found = codes_by_row(report.issues)
     first = 4 if suffix == ".csv" else 3
-    assert [found.get(first + i, set()) for i in range(4)] == [set(), {"klasifikasi_mismatch"}, {"deceased"}, set()]
+    assert [found.get(first + i, set()) for i in range(4)] == [
+        set(),
+        {"klasifikasi_mismatch"},
+        {"deceased"},
+        set(),
+    ]
     deceased = next(i for i in report.issues if i.code == "deceased")
-    assert dead not in deceased.message and "3273********0026" in deceased.message
+    assert dead not in deceased.message
+    assert "3273********0026" in deceased.message
     with hub.engine.connect() as conn:
         stored = [sa.select(records.c.data).where(records.c.record_type == "pindah")]
         data = [row.data for row in conn.execute(stored[0])]
@@ -172,12 +234,18 @@ def test_pindah_klasifikasi_and_deceased(hub, tmp_path, suffix):
 
 
 def test_duplicates_in_file_and_in_store(hub, tmp_path):
-    rows = [kelahiran_row(1), kelahiran_row(2), kelahiran_row(1), kelahiran_row(2, **{"Nama Anak": "Lain"})]
+    rows = [
+        kelahiran_row(1),
+        kelahiran_row(2),
+        kelahiran_row(1),
+        kelahiran_row(2, **{"Nama Anak": "Lain"}),
+    ]
     path = write_table(tmp_path / "lahir.csv", KELAHIRAN_HEADER, rows)
     first = run_batch(hub, source_for(path), "kelahiran")
     assert (first.counts.valid, first.counts.duplicates, first.counts.invalid) == (2, 1, 1)
     found = codes_by_row(first.issues)
-    assert found[6] == {"duplicate_in_file"} and found[7] == {"duplicate_in_file"}
+    assert found[6] == {"duplicate_in_file"}
+    assert found[7] == {"duplicate_in_file"}
     assert {i.severity for i in first.issues if i.row == 6} == {"warning"}
     assert {i.severity for i in first.issues if i.row == 7} == {"error"}
 
@@ -187,21 +255,33 @@ def test_duplicates_in_file_and_in_store(hub, tmp_path):
 
     before = snapshot()
     again = run_batch(hub, source_for(path), "kelahiran")
-    assert (again.counts.rows, again.counts.valid, again.counts.duplicates, again.counts.invalid) == (4, 0, 3, 1)
+    assert (
+        again.counts.rows,
+        again.counts.valid,
+        again.counts.duplicates,
+        again.counts.invalid,
+    ) == (4, 0, 3, 1)
     assert codes_by_row(again.issues)[4] == {"duplicate"}
     assert snapshot() == before  # re-ingesting the same file changes nothing
 
 
 def test_corrected_row_becomes_a_new_version(hub, tmp_path):
-    path = write_table(tmp_path / "lahir.csv", KELAHIRAN_HEADER, [kelahiran_row(1), kelahiran_row(2)])
+    path = write_table(
+        tmp_path / "lahir.csv", KELAHIRAN_HEADER, [kelahiran_row(1), kelahiran_row(2)]
+    )
     run_batch(hub, source_for(path), "kelahiran")
-    fixed = write_table(tmp_path / "lahir2.csv", KELAHIRAN_HEADER, [kelahiran_row(1, **{"Nama Anak": "Aisyah Putri Ramadhani"}), kelahiran_row(2)])
+    fixed = write_table(
+        tmp_path / "lahir2.csv",
+        KELAHIRAN_HEADER,
+        [kelahiran_row(1, **{"Nama Anak": "Aisyah Putri Ramadhani"}), kelahiran_row(2)],
+    )
     report = run_batch(hub, source_for(fixed), "kelahiran")
     assert (report.counts.valid, report.counts.duplicates, report.corrected) == (1, 1, 1)
     with hub.engine.connect() as conn:
         versions = conn.execute(sa.select(records.c.version).order_by(records.c.id)).scalars().all()
         history = conn.execute(sa.select(record_history.c.version)).scalars().all()
-    assert versions == [2, 1] and history == [1]
+    assert versions == [2, 1]
+    assert history == [1]
 
 
 def test_counts_add_up_and_everything_is_audited(hub, tmp_path):
@@ -211,14 +291,20 @@ def test_counts_add_up_and_everything_is_audited(hub, tmp_path):
     assert c.rows == c.valid + c.invalid + c.duplicates
     with hub.engine.connect() as conn:
         batch = conn.execute(sa.select(batches)).one()
-        assert (batch.status, batch.rows, batch.valid, batch.invalid) == ("done", c.rows, c.valid, c.invalid)
+        assert (batch.status, batch.rows, batch.valid, batch.invalid) == (
+            "done",
+            c.rows,
+            c.valid,
+            c.invalid,
+        )
         stored = conn.execute(sa.select(sa.func.count()).select_from(records)).scalar_one()
         issues = conn.execute(sa.select(sa.func.count()).select_from(row_issues)).scalar_one()
         (event,) = conn.execute(sa.select(audit_events)).all()
         assert verify_chain(conn).ok
     assert stored == c.valid
     assert issues == len(report.issues)
-    assert event.action == "batch.ingested" and event.entity_id == str(batch.id)
+    assert event.action == "batch.ingested"
+    assert event.entity_id == str(batch.id)
 
 
 def test_dry_run_stores_nothing(hub, tmp_path):
@@ -239,7 +325,14 @@ def test_no_pii_in_clear_in_the_database_file(sqlite_hub, tmp_path):
     assert database in files
     blob = b"".join(path.read_bytes() for path in files)
     assert b"32.73.01.1001" in blob  # the region code is not PII and is stored in clear
-    for secret in (b"3273014507900001", b"3273011203150004", b"3273010101880002", b"Siti Aminah", b"Budi Santoso", b"327301450790123"):
+    for secret in (
+        b"3273014507900001",
+        b"3273011203150004",
+        b"3273010101880002",
+        b"Siti Aminah",
+        b"Budi Santoso",
+        b"327301450790123",
+    ):
         assert secret not in blob
         assert secret.decode().encode("utf-16-le") not in blob
 
@@ -289,10 +382,16 @@ def test_annotated_report_round_trip(hub, tmp_path):
     path = write_xlsx(tmp_path / "lahir.xlsx", KELAHIRAN_HEADER, kelahiran_rows())
     report = run_batch(hub, source_for(path), "kelahiran", scope=KELURAHAN, dry_run=True)
     out = tmp_path / "laporan.xlsx"
-    write_report(out, report.issues, source_rows=source_for(path).read(), summary={"rows": report.counts.rows})
+    write_report(
+        out,
+        report.issues,
+        source_rows=source_for(path).read(),
+        summary={"rows": report.counts.rows},
+    )
     wb = load_workbook(out)
     sheet = wb["Juli"]
     nik_column = KELAHIRAN_HEADER.index("NIK Ibu") + 1
     bad = sheet.cell(row=3 + 5, column=nik_column)  # the 15-digit NIK row
     assert bad.value == "327301450790123"
-    assert bad.comment is not None and "16" in bad.comment.text
+    assert bad.comment is not None
+    assert "16" in bad.comment.text

@@ -13,11 +13,29 @@ from hub.schemas import DEFAULT_SCHEMA_DIR, SchemaRegistry, compatibility_proble
 
 REGISTRY = SchemaRegistry.load()
 ISSUE_CODES = {
-    "required", "type", "enum", "range", "nik_format", "nik_scientific", "nik_numeric_cell",
-    "nik_region_unknown", "nik_birthdate_mismatch", "nik_gender_mismatch", "kk_format",
-    "date_invalid", "date_future", "date_order", "time_invalid", "wilayah_unknown",
-    "wilayah_level", "wilayah_scope", "klasifikasi_mismatch", "duplicate_in_file", "duplicate",
-    "deceased", "unknown_column",
+    "required",
+    "type",
+    "enum",
+    "range",
+    "nik_format",
+    "nik_scientific",
+    "nik_numeric_cell",
+    "nik_region_unknown",
+    "nik_birthdate_mismatch",
+    "nik_gender_mismatch",
+    "kk_format",
+    "date_invalid",
+    "date_future",
+    "date_order",
+    "time_invalid",
+    "wilayah_unknown",
+    "wilayah_level",
+    "wilayah_scope",
+    "klasifikasi_mismatch",
+    "duplicate_in_file",
+    "duplicate",
+    "deceased",
+    "unknown_column",
 }
 
 
@@ -30,16 +48,26 @@ def test_four_lampid_types():
 @pytest.mark.parametrize(
     ("record_type", "header", "field"),
     [
-        ("kelahiran", "JK", "jenis_kelamin"), ("kelahiran", "L/P", "jenis_kelamin"),
-        ("kelahiran", "Kelamin", "jenis_kelamin"), ("kelahiran", "Tgl Lahir", "tanggal_lahir"),
-        ("kelahiran", "TGL_LHR", "tanggal_lahir"), ("kelahiran", "No. KK", "no_kk"),
-        ("kelahiran", "Nomor Kartu Keluarga", "no_kk"), ("kelahiran", "Nama Anak", "nama_bayi"),
-        ("kelahiran", "Anak Ke", "kelahiran_ke"), ("kelahiran", "Tempat Lahir", "tempat_kelahiran"),
-        ("kelahiran", "BB", "berat_bayi"), ("kelahiran", "Berat (gram)", "berat_bayi"),
-        ("kelahiran", "PB", "panjang_bayi"), ("kelahiran", "NIK_IBU", "nik_ibu"),
-        ("kelahiran", "Kode Desa", "kode_wilayah"), ("kematian", "NIK Jenazah", "nik"),
-        ("kematian", "NIK Almarhum", "nik"), ("kematian", "Tgl Meninggal", "tanggal_kematian"),
-        ("kematian", "NAMA_LGKP", "nama_lengkap"), ("pindah", "Kode Desa Tujuan", "kode_wilayah_tujuan"),
+        ("kelahiran", "JK", "jenis_kelamin"),
+        ("kelahiran", "L/P", "jenis_kelamin"),
+        ("kelahiran", "Kelamin", "jenis_kelamin"),
+        ("kelahiran", "Tgl Lahir", "tanggal_lahir"),
+        ("kelahiran", "TGL_LHR", "tanggal_lahir"),
+        ("kelahiran", "No. KK", "no_kk"),
+        ("kelahiran", "Nomor Kartu Keluarga", "no_kk"),
+        ("kelahiran", "Nama Anak", "nama_bayi"),
+        ("kelahiran", "Anak Ke", "kelahiran_ke"),
+        ("kelahiran", "Tempat Lahir", "tempat_kelahiran"),
+        ("kelahiran", "BB", "berat_bayi"),
+        ("kelahiran", "Berat (gram)", "berat_bayi"),
+        ("kelahiran", "PB", "panjang_bayi"),
+        ("kelahiran", "NIK_IBU", "nik_ibu"),
+        ("kelahiran", "Kode Desa", "kode_wilayah"),
+        ("kematian", "NIK Jenazah", "nik"),
+        ("kematian", "NIK Almarhum", "nik"),
+        ("kematian", "Tgl Meninggal", "tanggal_kematian"),
+        ("kematian", "NAMA_LGKP", "nama_lengkap"),
+        ("pindah", "Kode Desa Tujuan", "kode_wilayah_tujuan"),
         ("datang", "No. SKPWNI", "no_skpwni"),
     ],
 )
@@ -56,7 +84,9 @@ def test_rt_rw_column_splits():
 def test_pii_and_keys_declared():
     kelahiran = REGISTRY.get("kelahiran")
     assert kelahiran.natural_key == ("nik_ibu", "tanggal_lahir", "kelahiran_ke")
-    assert {"nik_ibu", "nama_ibu", "no_kk", "nama_bayi", "alamat", "nik_pelapor"} <= set(kelahiran.pii_fields)
+    assert {"nik_ibu", "nama_ibu", "no_kk", "nama_bayi", "alamat", "nik_pelapor"} <= set(
+        kelahiran.pii_fields
+    )
     assert "tanggal_lahir" not in kelahiran.pii_fields
     for schema in REGISTRY:
         assert set(schema.natural_key) <= set(schema.required)
@@ -72,16 +102,30 @@ def test_every_issue_code_has_an_indonesian_message():
 
 def test_reference_validator_accepts_a_canonical_record():
     record = {
-        "nama_bayi": "Aisyah", "jenis_kelamin": "P", "tempat_kelahiran": "Bandung",
-        "tanggal_lahir": "2025-07-02", "kelahiran_ke": 1, "nik_ibu": "3273014507900001",
-        "nama_ibu": "Siti", "no_kk": "3273011203150004", "kode_wilayah": "32.73.01.1001",
-        "nik_pelapor": "3273010101880002", "nama_pelapor": "Budi", "tanggal_lapor": "2025-07-05",
-        "berat_bayi": 3200, "rt": "003", "penolong_kelahiran": 2,
+        "nama_bayi": "Aisyah",
+        "jenis_kelamin": "P",
+        "tempat_kelahiran": "Bandung",
+        "tanggal_lahir": "2025-07-02",
+        "kelahiran_ke": 1,
+        "nik_ibu": "3273014507900001",
+        "nama_ibu": "Siti",
+        "no_kk": "3273011203150004",
+        "kode_wilayah": "32.73.01.1001",
+        "nik_pelapor": "3273010101880002",
+        "nama_pelapor": "Budi",
+        "tanggal_lapor": "2025-07-05",
+        "berat_bayi": 3200,
+        "rt": "003",
+        "penolong_kelahiran": 2,
     }
     validator = REGISTRY.get("kelahiran").validator
     assert list(validator.iter_errors(record)) == []
     bad = {**record, "jenis_kelamin": "X", "nik_ibu": "123", "berat_bayi": 80000}
-    assert {e.path[0] for e in validator.iter_errors(bad)} == {"jenis_kelamin", "nik_ibu", "berat_bayi"}
+    assert {e.path[0] for e in validator.iter_errors(bad)} == {
+        "jenis_kelamin",
+        "nik_ibu",
+        "berat_bayi",
+    }
 
 
 def _copy_registry(tmp_path):
@@ -102,7 +146,11 @@ def test_compatible_new_version(tmp_path):
     directory = _copy_registry(tmp_path)
 
     def add_optional(document):
-        document["properties"]["golongan_darah"] = {"type": "string", "enum": ["A", "B", "AB", "O"], "x-kind": "code"}
+        document["properties"]["golongan_darah"] = {
+            "type": "string",
+            "enum": ["A", "B", "AB", "O"],
+            "x-kind": "code",
+        }
         document["properties"]["kelahiran_ke"]["maximum"] = 30
 
     _new_version(directory, add_optional)
@@ -119,7 +167,10 @@ def test_compatible_new_version(tmp_path):
         (lambda d: d["properties"].pop("alamat"), "field 'alamat' removed"),
         (lambda d: d["properties"]["kelahiran_ke"].update(maximum=10), "maximum lowered"),
         (lambda d: d["properties"]["berat_bayi"].update(minimum=500), "minimum raised"),
-        (lambda d: d.update({"x-natural-key": ["nik_ibu", "tanggal_lahir"]}), "x-natural-key changed"),
+        (
+            lambda d: d.update({"x-natural-key": ["nik_ibu", "tanggal_lahir"]}),
+            "x-natural-key changed",
+        ),
         (lambda d: d["properties"]["kelahiran_ke"].update(type="string"), "type integer -> string"),
     ],
 )
@@ -129,7 +180,8 @@ def test_incompatible_new_version(tmp_path, change, expected):
     problems = SchemaRegistry.load(directory).check_compatibility()
     assert any(expected in p for p in problems), problems
     result = CliRunner().invoke(main, ["schemas", "check", "--dir", str(directory)])
-    assert result.exit_code == 1 and expected in result.output
+    assert result.exit_code == 1
+    assert expected in result.output
 
 
 def test_enum_narrowing_is_incompatible(tmp_path):
@@ -137,7 +189,9 @@ def test_enum_narrowing_is_incompatible(tmp_path):
     _new_version(directory, lambda d: d["properties"]["penolong_kelahiran"].update(enum=[1, 2, 3]))
     registry = SchemaRegistry.load(directory)
     old, new = registry.get("kelahiran", 1), registry.get("kelahiran", 2)
-    assert compatibility_problems(old, new) == ["kelahiran.v2 vs kelahiran.v1: penolong_kelahiran enum lost [4]"]
+    assert compatibility_problems(old, new) == [
+        "kelahiran.v2 vs kelahiran.v1: penolong_kelahiran enum lost [4]"
+    ]
 
 
 def test_broken_schema_files_are_config_errors(tmp_path):
@@ -162,11 +216,16 @@ def test_broken_schema_files_are_config_errors(tmp_path):
 def test_cli_list_and_show():
     runner = CliRunner()
     result = runner.invoke(main, ["schemas", "list"])
-    assert result.exit_code == 0 and "kelahiran" in result.output and "pindah" in result.output
+    assert result.exit_code == 0
+    assert "kelahiran" in result.output
+    assert "pindah" in result.output
     result = runner.invoke(main, ["schemas", "show", "kematian"])
-    assert result.exit_code == 0 and "nik" in result.output and "PII" in result.output
+    assert result.exit_code == 0
+    assert "nik" in result.output
+    assert "PII" in result.output
     result = runner.invoke(main, ["schemas", "show", "kematian", "--json"])
     assert json.loads(result.output)["x-record-type"] == "kematian"
     result = runner.invoke(main, ["schemas", "show", "nikah"])
-    assert result.exit_code == 2 and "tidak dikenal" in result.output
+    assert result.exit_code == 2
+    assert "tidak dikenal" in result.output
     assert runner.invoke(main, ["schemas", "check"]).exit_code == 0
