@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ class Messages:
 
     def __init__(self, templates: Mapping[str, str]) -> None:
         self._templates = dict(templates)
-        self._formatter = string.Formatter()
 
     @classmethod
     def load(cls, language: str = "id", directory: Path = DEFAULT_MESSAGE_DIR) -> Messages:
@@ -46,4 +44,4 @@ class Messages:
         template = self._templates.get(code)
         if template is None:
             return f"{code}: {params.get('value', '')}".strip()
-        return self._formatter.vformat(template, (), _Lenient(params))
+        return template.format_map(_Lenient(params))

@@ -93,7 +93,7 @@ def _check_nik_digits(digits: str, *, kk: bool) -> str | None:
     """Why a 16-character string is not a NIK (or KK number); None when it is."""
     if len(digits) != 16:
         return f"{len(digits)} digit, seharusnya 16"
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         return "mengandung karakter selain angka"
     if int(digits[:2]) not in PROVINCES:
         return f"kode provinsi {digits[:2]} tidak ada"
@@ -122,10 +122,55 @@ def nik_birth_date(nik: str, reference: dt.date) -> tuple[dt.date | None, str]:
         return None, gender
 
 
-def make_nik(spec: FieldSpec, *, kk: bool = False) -> Normaliser:
+def _valid_day_months(*, women: bool) -> frozenset[str]:
+    """Every `DDMM` a NIK (women: day + 40) or a KK registration date may carry."""
+    found = set()
+    for month in range(1, 13):
+        for day in range(1, _DAYS_IN_MONTH[month] + 1):
+            found.add(f"{day:02d}{month:02d}")
+            if women:
+                found.add(f"{day + 40:02d}{month:02d}")
+    return frozenset(found)
+
+
+_PROVINCE_TEXT: Final = frozenset(f"{p:02d}" for p in PROVINCES)
+_NIK_DAY_MONTHS: Final = _valid_day_months(women=True)
+_KK_DAY_MONTHS: Final = _valid_day_months(women=False)
+_LEAP_DAYS: Final = frozenset({"2902", "6902"})
+
+
+def _is_valid_identifier(digits: str, day_months: frozenset[str]) -> bool:
+    """The common case in one expression; `_check_nik_digits` explains a failure."""
+    return (
+        len(digits) == 16
+        and digits.isascii()
+        and digits.isdigit()
+        and digits[:2] in _PROVINCE_TEXT
+        and digits[6:10] in day_months
+        and digits[12:] != "0000"
+        and (digits[6:10] not in _LEAP_DAYS or int(digits[10:12]) % 4 == 0)
+    )
+
+
+def make_nik(
+    spec: FieldSpec, *, kk: bool = False, known_kecamatan: Callable[[str], bool] | None = None
+) -> Normaliser:
+    """NIK (or No. KK with `kk=True`): cleaned, checked, never repaired.
+
+    With `known_kecamatan`, a valid NIK whose first six digits name no current kecamatan
+    gets the warning `nik_region_unknown` (old codes stay valid).
+    """
     code = "kk_format" if kk else "nik_format"
+    day_months = _KK_DAY_MONTHS if kk else _NIK_DAY_MONTHS
+
+    def region_warning(nik: str) -> tuple[Problem, ...]:
+        if known_kecamatan is None or known_kecamatan(nik[:6]):
+            return OK
+        return _problem("nik_region_unknown", "warning", prefix=f"{nik[:2]}.{nik[2:4]}.{nik[4:6]}")
 
     def normalise(value: CellValue) -> Result:
+        if type(value) is str and _is_valid_identifier(value, day_months):
+            return value, region_warning(value)  # the common case: already clean
         digits, numeric, problems = _digits_from_cell(value)
         if digits is None:
             if problems and problems[0][0] == "nik_scientific" and kk:
@@ -137,11 +182,11 @@ def make_nik(spec: FieldSpec, *, kk: bool = False) -> Normaliser:
             if problems and problems[0][0] == "nik_format":
                 return None, _problem(code, **problems[0][2])
             return None, problems
-        why = _check_nik_digits(digits, kk=kk)
         warning = _problem("nik_numeric_cell", "warning", value=digits) if numeric else OK
-        if why is not None:
+        if not _is_valid_identifier(digits, day_months):
+            why = _check_nik_digits(digits, kk=kk) or "tidak sesuai format"
             return None, _problem(code, value=digits, detail=why) + warning
-        return digits, warning
+        return digits, warning + region_warning(digits)
 
     return normalise
 
@@ -462,11 +507,13 @@ def make_text(spec: FieldSpec) -> Normaliser:
     return normalise
 
 
-def make_normaliser(spec: FieldSpec) -> tuple[Normaliser, bool]:
+def make_normaliser(
+    spec: FieldSpec, *, known_kecamatan: Callable[[str], bool] | None = None
+) -> tuple[Normaliser, bool]:
     """The normaliser for a field and whether its results may be cached by raw value."""
     kind = spec.kind
     if kind == "nik":
-        return make_nik(spec), False
+        return make_nik(spec, known_kecamatan=known_kecamatan), False
     if kind == "kk":
         return make_nik(spec, kk=True), False
     if kind == "date":

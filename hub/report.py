@@ -21,11 +21,13 @@ Nothing in a report is ever run as a formula by a spreadsheet: text that starts 
 string cell (with Excel's "quote prefix", so editing the cell does not turn it into a
 formula either) and to csv behind a single quote ``'``. Numbers stay numbers.
 
->>> write_report(Path("lahir.hasil.xlsx"), issues, source_rows=rows, summary=summary)
-... # doctest: +SKIP
+Example::
+
+    write_report(Path("lahir.hasil.xlsx"), result.issues, source_rows=source.read(),
+                 summary={"file": "lahir.xlsx", "type": "kelahiran", "rows": 120, ...})
 
 The file appears only when it is complete: it is written next to `out` under a temporary
-name and moved into place.
+name (readable by its owner only, as the report holds personal data) and moved into place.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.comments import Comment
-from openpyxl.styles import Font, PatternFill
+from openpyxl.styles import Font, NamedStyle, PatternFill
 from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.worksheet.hyperlink import Hyperlink
 
@@ -78,14 +80,28 @@ SUMMARY_LABELS: Final = (
     ("warnings", "Baris dengan peringatan"),
 )
 
-# Excel's own "Bad" and "Neutral" cell styles: readable when printed in grey as well.
-_FILLS: Final = {
-    "error": PatternFill(fill_type="solid", fgColor="FFC7CE"),
-    "warning": PatternFill(fill_type="solid", fgColor="FFEB9C"),
+# Cell styles are registered once per workbook as named styles: assigning a Font or a Fill
+# to every marked cell makes openpyxl hash it again each time, which dominated the run time.
+# Colours are those of Excel's own "Bad" and "Neutral" styles.
+_STYLE_NAMES: Final[Mapping[str, str]] = {
+    "error": "LAMPID Kesalahan",
+    "warning": "LAMPID Peringatan",
+    "header": "LAMPID Judul",
+    "link": "LAMPID Tautan",
 }
-_FONTS: Final = {"error": Font(color="9C0006"), "warning": Font(color="9C5700")}
-_BOLD: Final = Font(bold=True)
-_LINK: Final = Font(color="0563C1", underline="single")
+
+
+def _add_styles(wb: Workbook) -> None:
+    """Register the report's named styles in `wb`."""
+    looks = {
+        "error": (PatternFill(fill_type="solid", fgColor="FFC7CE"), Font(color="9C0006")),
+        "warning": (PatternFill(fill_type="solid", fgColor="FFEB9C"), Font(color="9C5700")),
+        "header": (PatternFill(), Font(bold=True)),
+        "link": (PatternFill(), Font(color="0563C1", underline="single")),
+    }
+    for key, (fill, font) in looks.items():
+        wb.add_named_style(NamedStyle(name=_STYLE_NAMES[key], fill=fill, font=font))
+
 
 _DATE_FORMAT: Final = "dd/mm/yyyy"
 _DATETIME_FORMAT: Final = "dd/mm/yyyy hh:mm"
@@ -309,8 +325,12 @@ def _marked(ws: Any, out: _Out, issues: Sequence[Issue]) -> Cell:
     """`out` as a cell filled by its worst severity and carrying the messages."""
     cell = out if isinstance(out, Cell) else WriteOnlyCell(ws, out)
     worst = "error" if any(i.severity == "error" for i in issues) else "warning"
-    cell.fill = _FILLS[worst]
-    cell.font = _FONTS[worst]
+    number_format, quote_prefix = cell.number_format, cell.quotePrefix
+    cell.style = _STYLE_NAMES[worst]  # replaces the whole cell style: restore the rest
+    if number_format != "General":
+        cell.number_format = number_format
+    if quote_prefix:
+        cell.quotePrefix = 1
     cell.comment = _comment(issues)
     return cell
 
@@ -387,7 +407,7 @@ def _header(ws: Any, labels: Sequence[str]) -> list[Cell]:
     cells = []
     for label in labels:
         cell = WriteOnlyCell(ws, label)
-        cell.font = _BOLD
+        cell.style = _STYLE_NAMES["header"]
         cells.append(cell)
     return cells
 
@@ -416,9 +436,9 @@ def _write_issue_sheet(
             col = issue.col if issue.col is not None and 0 <= issue.col < _MAX_COL else 0
             target = f"{quote_sheetname(sheet.title)}!{get_column_letter(col + 1)}{issue.row}"
             row.hyperlink = Hyperlink(ref="", location=target, tooltip="Lihat sel")
-            row.font = _LINK
+            row.style = _STYLE_NAMES["link"]
         severity = WriteOnlyCell(ws, _severity_label(issue))
-        severity.fill = _FILLS.get(issue.severity, _FILLS["warning"])
+        severity.style = _STYLE_NAMES["error" if issue.severity == "error" else "warning"]
         line: list[_Out] = [
             row,
             _text(ws, _column_label(issue)),
@@ -457,12 +477,11 @@ def _write_summary_sheet(
         ("warning", "Sel kuning: peringatan. Baris tetap diterima; mohon periksa kembali."),
     ):
         legend = WriteOnlyCell(ws, SEVERITY_LABELS[severity])
-        legend.fill = _FILLS[severity]
-        legend.font = _FONTS[severity]
+        legend.style = _STYLE_NAMES[severity]
         ws.append([legend, text])
-    ws.append(["", "Arahkan kursor ke sel berwarna untuk membaca pesannya."])
-    ws.append(["", "Kesalahan untuk seluruh baris ditandai pada sel pertama baris itu."])
-    ws.append(["", f"Daftar lengkap ada di lembar '{issues_title}'."])
+    ws.append([None, "Arahkan kursor ke sel berwarna untuk membaca pesannya."])
+    ws.append([None, "Kesalahan untuk seluruh baris ditandai pada sel pertama baris itu."])
+    ws.append([None, f"Daftar lengkap ada di lembar '{issues_title}'."])
 
 
 def _write_xlsx(
@@ -474,6 +493,7 @@ def _write_xlsx(
     """Ringkasan, then the operator's sheets marked up, then Kesalahan."""
     wb = Workbook(write_only=True)
     try:
+        _add_styles(wb)
         index = _index(issues)
         titles = _Titles()
         sheets: dict[str, _DataSheet] = {}

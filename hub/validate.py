@@ -11,7 +11,7 @@ Checks that need the store (already held, deceased) are the pipeline's, not this
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,12 +92,15 @@ class RecordValidator:
         self.today = (today or dt.datetime.now(WIT).date()).isoformat()
         self._normalisers: dict[str, tuple[Callable[[CellValue], Result], bool]] = {}
         for name, spec in schema.fields.items():
-            normalise, cacheable = make_normaliser(spec)
+            normalise, cacheable = make_normaliser(spec, known_kecamatan=regions.has_kecamatan)
             if spec.kind == "wilayah":
                 normalise = self._with_region_check(normalise)
-            elif spec.kind == "nik":
-                normalise = self._with_nik_region_check(normalise)
             self._normalisers[name] = (normalise, cacheable)
+        rules = schema.rules
+        self._not_future = [f for r in rules if r["rule"] == "not_future" for f in r["fields"]]
+        self._order = [(r["earlier"], r["later"]) for r in rules if r["rule"] == "order"]
+        self._klasifikasi = [r for r in rules if r["rule"] == "klasifikasi"]
+        self._nik_checks = [spec for spec in schema.fields.values() if spec.nik]
 
     # ------------------------------------------------------------------ column checks
 
@@ -121,21 +124,7 @@ class RecordValidator:
 
         return check
 
-    def _with_nik_region_check(
-        self, normalise: Callable[[CellValue], Result]
-    ) -> Callable[[CellValue], Result]:
-        regions = self.regions
-
-        def check(value: CellValue) -> Result:
-            nik, problems = normalise(value)
-            if nik is not None and not regions.has_kecamatan(nik[:6]):
-                prefix = f"{nik[:2]}.{nik[2:4]}.{nik[4:6]}"
-                problems = (*problems, ("nik_region_unknown", "warning", {"prefix": prefix}))
-            return nik, problems
-
-        return check
-
-    def _column(self, name: str, raw: list[CellValue]) -> list[Result]:
+    def _column(self, name: str, raw: Sequence[CellValue]) -> list[Result]:
         normalise, cacheable = self._normalisers[name]
         if not cacheable:
             return [normalise(v) for v in raw]
@@ -150,16 +139,29 @@ class RecordValidator:
             append(result)
         return out
 
-    def _raw_columns(self, layout: TableLayout, rows: Sequence[Any]) -> dict[str, list[CellValue]]:
+    def _raw_columns(
+        self, layout: TableLayout, rows: Sequence[Any]
+    ) -> dict[str, Sequence[CellValue]]:
         """Each mapped field's raw cells; split columns (`RT/RW`) feed fields without their own."""
-        columns: dict[str, list[CellValue]] = {}
-        for name, column in layout.fields.items():
-            i = column.index
-            columns[name] = [r.cells[i] if i < len(r.cells) else None for r in rows]
+        width = layout.width
+        padded = [
+            cells if len(cells) >= width else cells + (None,) * (width - len(cells))
+            for cells in (row.cells for row in rows)
+        ]
+        transposed = list(zip(*padded, strict=False)) if padded else []
+        columns: dict[str, Sequence[CellValue]] = {
+            name: transposed[column.index] for name, column in layout.fields.items()
+        }
         for column in layout.splits:
             assert isinstance(column.target, SplitSpec)
-            i = column.index
-            parts = [split_rt_rw(r.cells[i] if i < len(r.cells) else None) for r in rows]
+            cache: dict[Any, tuple[CellValue, CellValue]] = {}
+            parts = []
+            for value in transposed[column.index]:
+                key = value if type(value) is str else (type(value), value)
+                part = cache.get(key)
+                if part is None:
+                    part = cache[key] = split_rt_rw(value)
+                parts.append(part)
             for position, name in enumerate(column.target.fields):
                 if name not in columns:
                     columns[name] = [p[position] for p in parts]
@@ -227,17 +229,19 @@ class RecordValidator:
 
     def validate(self, layout: TableLayout, rows: Sequence[Any]) -> list[RowResult]:
         """Validate data rows (`RawRow`s) of one table."""
-        results = [RowResult(row.provenance, {}) for row in rows]
+        results = [RowResult(row.provenance, {}, [], False) for row in rows]
         raw_columns = self._raw_columns(layout, rows)
-        errored: list[set[str]] = [set() for _ in rows]
+        errored: list[set[str] | None] = [None] * len(rows)
         for name, raw in raw_columns.items():
             for i, (value, problems) in enumerate(self._column(name, raw)):
                 if value is not None:
                     results[i].values[name] = value
+                if not problems:
+                    continue
                 for code, severity, params in problems:
                     self.issue(results[i], layout, name, code, severity, params, raw[i])
                     if severity == "error":
-                        errored[i].add(name)
+                        errored[i] = (errored[i] or set()) | {name}
         width = layout.width
         for i, row in enumerate(rows):
             if len(row.cells) > width:
@@ -246,8 +250,8 @@ class RecordValidator:
                     self.issue(
                         results[i], layout, None, "extra_cells", "error", {"count": len(extra)}
                     )
-        for i, result in enumerate(results):
-            self._row_rules(result, layout, errored[i])
+        for result, failed in zip(results, errored, strict=True):
+            self._row_rules(result, layout, failed or NO_ERRORS)
         return results
 
     def validate_values(self, data: Mapping[str, CellValue], provenance: Provenance) -> RowResult:
@@ -267,7 +271,7 @@ class RecordValidator:
         self._row_rules(result, None, errored)
         return result
 
-    def _row_rules(self, result: RowResult, layout: TableLayout | None, errored: set[str]) -> None:
+    def _row_rules(self, result: RowResult, layout: TableLayout | None, errored: Set[str]) -> None:
         schema, values = self.schema, result.values
         wilayah_field = schema.wilayah_field
         if self.scope:
@@ -288,35 +292,28 @@ class RecordValidator:
         for name in schema.required:
             if name not in values and name not in errored:
                 self.issue(result, layout, name, "required", "error", OK_PARAMS)
-        for rule in schema.rules:
-            kind = rule["rule"]
-            if kind == "not_future":
-                for name in rule["fields"]:
-                    value = values.get(name)
-                    if value is not None and value > self.today:
-                        self.issue(result, layout, name, "date_future", "error", {"value": value})
-            elif kind == "order":
-                earlier, later = values.get(rule["earlier"]), values.get(rule["later"])
-                if earlier is not None and later is not None and later < earlier:
-                    self.issue(
-                        result,
-                        layout,
-                        rule["later"],
-                        "date_order",
-                        "error",
-                        {
-                            "value": later,
-                            "other": earlier,
-                            "other_label": schema.fields[rule["earlier"]].title,
-                        },
-                    )
-            elif kind == "klasifikasi":
-                self._klasifikasi(result, layout, rule)
-        for name, spec in schema.fields.items():
-            if spec.nik and name in values:
-                self._nik_rules(result, layout, spec, values[name])
+        today = self.today
+        for name in self._not_future:
+            value = values.get(name)
+            if value is not None and value > today:
+                self.issue(result, layout, name, "date_future", "error", {"value": value})
+        for earlier_name, later_name in self._order:
+            earlier, later = values.get(earlier_name), values.get(later_name)
+            if earlier is not None and later is not None and later < earlier:
+                params = {
+                    "value": later,
+                    "other": earlier,
+                    "other_label": schema.fields[earlier_name].title,
+                }
+                self.issue(result, layout, later_name, "date_order", "error", params)
+        for rule in self._klasifikasi:
+            self._klasifikasi_rule(result, layout, rule)
+        for spec in self._nik_checks:
+            nik = values.get(spec.name)
+            if nik is not None:
+                self._nik_rules(result, layout, spec, nik)
 
-    def _klasifikasi(
+    def _klasifikasi_rule(
         self, result: RowResult, layout: TableLayout | None, rule: Mapping[str, str]
     ) -> None:
         values = result.values
@@ -344,43 +341,34 @@ class RecordValidator:
     def _nik_rules(
         self, result: RowResult, layout: TableLayout | None, spec: FieldSpec, nik: str
     ) -> None:
+        """What a valid NIK says about its holder, checked against the rest of the row."""
         values = result.values
-        reference = dt.date.fromisoformat(self.today)
-        birth, gender = nik_birth_date(nik, reference)
-        names = {"L": "laki-laki", "P": "perempuan"}
-        expected_gender = spec.nik.get("gender") or values.get(spec.nik.get("gender_field", ""))
-        if expected_gender in names and expected_gender != gender:
-            self.issue(
-                result,
-                layout,
-                spec.name,
-                "nik_gender_mismatch",
-                "warning",
-                {
-                    "value": nik,
-                    "nik_gender": names[gender],
-                    "expected_gender": names[expected_gender],
-                },
-            )
+        gender = "P" if nik[6] in "4567" else "L"
+        expected = spec.nik.get("gender") or values.get(spec.nik.get("gender_field", ""))
+        if isinstance(expected, str) and expected in GENDER_NAMES and expected != gender:
+            params = {
+                "value": nik,
+                "nik_gender": GENDER_NAMES[gender],
+                "expected_gender": GENDER_NAMES[expected],
+            }
+            self.issue(result, layout, spec.name, "nik_gender_mismatch", "warning", params)
         birth_field = spec.nik.get("birthdate_field")
         stated = values.get(birth_field) if birth_field else None
-        if stated is not None:
-            day, month, year = stated[8:10], stated[5:7], stated[2:4]
-            nik_day = int(nik[6:8]) % 40 if int(nik[6:8]) > 40 else int(nik[6:8])
-            if (f"{nik_day:02d}", nik[8:10], nik[10:12]) != (day, month, year):
-                self.issue(
-                    result,
-                    layout,
-                    spec.name,
-                    "nik_birthdate_mismatch",
-                    "warning",
-                    {
-                        "value": nik,
-                        "nik_date": birth.strftime("%d-%m-%Y") if birth else nik[6:12],
-                        "other": f"{day}-{month}-{stated[:4]}",
-                        "other_label": self.schema.fields[birth_field].title,  # type: ignore[index]
-                    },
-                )
+        if stated is None or birth_field is None:
+            return
+        day = int(nik[6:8])
+        nik_ddmmyy = f"{day - 40 if day > 40 else day:02d}{nik[8:12]}"
+        if nik_ddmmyy != stated[8:10] + stated[5:7] + stated[2:4]:
+            birth, _ = nik_birth_date(nik, dt.date.fromisoformat(self.today))
+            params = {
+                "value": nik,
+                "nik_date": birth.strftime("%d-%m-%Y") if birth else nik[6:12],
+                "other": f"{stated[8:10]}-{stated[5:7]}-{stated[:4]}",
+                "other_label": self.schema.fields[birth_field].title,
+            }
+            self.issue(result, layout, spec.name, "nik_birthdate_mismatch", "warning", params)
 
 
+GENDER_NAMES: Mapping[str, str] = {"L": "laki-laki", "P": "perempuan"}
+NO_ERRORS: frozenset[str] = frozenset()
 OK_PARAMS: Mapping[str, Any] = {}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.worksheet._writer import ALL_TEMP_FILES
 from openpyxl.worksheet.worksheet import Worksheet
 
 from hub.errors import ConfigError
@@ -150,6 +151,7 @@ def test_xlsx_formula_like_text_stays_text(xlsx: Path) -> None:
     for coordinate, text in (("F4", DDE), ("F5", "+SUM(A1)"), ("F7", "@x"), ("G7", "-1+2")):
         assert ws[coordinate].value == text
         assert ws[coordinate].data_type == "s"
+        assert ws[coordinate].quotePrefix  # editing the cell in Excel keeps it text
     for title in ("Juli", "Kesalahan", "Ringkasan"):
         assert "<f>" not in sheet_xml(xlsx, title)
         assert "<f " not in sheet_xml(xlsx, title)
@@ -385,6 +387,8 @@ def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
         raise RuntimeError("boom")
 
     out = tmp_path / "hasil.xlsx"
+    temp_files = list(ALL_TEMP_FILES)  # openpyxl's streaming files of write-only sheets
     with pytest.raises(RuntimeError):
         write_report(out, [], source_rows=broken_rows(), summary=SUMMARY)
     assert list(tmp_path.iterdir()) == []
+    assert ALL_TEMP_FILES == temp_files

@@ -76,8 +76,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_records_batch_id", "records", ["batch_id"])
     op.create_index("ix_records_kode_wilayah", "records", ["kode_wilayah"])
-    op.create_index("ix_records_status", "records", ["status"])
-    op.create_index("ix_records_subject_bi", "records", ["subject_bi"])
+    # Only deaths are looked up by subject (is this NIK deceased?); a partial index keeps
+    # every other insert from paying for a random-key B-tree.
+    op.create_index(
+        "ix_records_deceased",
+        "records",
+        ["subject_bi"],
+        sqlite_where=sa.text("record_type = 'kematian'"),
+        postgresql_where=sa.text("record_type = 'kematian'"),
+    )
 
     op.create_table(
         "record_history",
