@@ -105,6 +105,10 @@ class BatchWriter:
     digest: Any = field(default_factory=hashlib.sha256)
     _seen: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     _layout: TableLayout | None = None
+    _pii_names: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self._pii_names = frozenset(self.schema.pii_fields)
 
     # ----------------------------------------------------------- keys
 
@@ -168,9 +172,10 @@ class BatchWriter:
         candidates: list[tuple[int, bytes, bytes]] = []
         for i, result in enumerate(results):
             if not result.error:
-                candidates.append(
-                    (i, self.natural_key(result.values), self.content_hash(result.values))
-                )
+                # Unreadable optional fields are None: a record holds only what it has.
+                values = {k: v for k, v in result.values.items() if v is not None}
+                result.values = values
+                candidates.append((i, self.natural_key(values), self.content_hash(values)))
         held = self._held([key for _, key, _ in candidates if key not in self._seen])
         subject = schema.subject
         subjects: dict[int, bytes] = {}
@@ -293,8 +298,9 @@ class BatchWriter:
         now: str,
     ) -> tuple[Any, ...]:
         schema, values = self.schema, result.values
-        pii = {k: v for k, v in values.items() if schema.fields[k].pii}
-        clear = {k: v for k, v in values.items() if not schema.fields[k].pii}
+        pii_names = self._pii_names
+        pii = {k: v for k, v in values.items() if k in pii_names}
+        clear = {k: v for k, v in values.items() if k not in pii_names}
         aad = schema.record_type.encode() + key
         return (
             schema.record_type,

@@ -25,6 +25,7 @@ Result: TypeAlias = tuple[Any, tuple[Problem, ...]]
 Normaliser: TypeAlias = Callable[[CellValue], Result]
 
 BLANKS: Final = frozenset({"", "-", "--", "null", "none", "n/a", "na", "#n/a", "nil", "."})
+_LONGEST_BLANK: Final = max(map(len, BLANKS))
 _INVISIBLE = re.compile("[\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff]")
 _SPACES = re.compile(r"\s+")
 OK: Final[tuple[Problem, ...]] = ()
@@ -40,18 +41,18 @@ def clean_text(value: CellValue) -> str | None:
     Blank markers (`-`, `NULL`, `n/a`, ...) become None. Numbers from spreadsheet cells are
     written without a spurious `.0`.
     """
-    if value is None:
-        return None
-    if isinstance(value, float):
-        text = str(int(value)) if value.is_integer() else repr(value)
-    elif isinstance(value, str):
+    if type(value) is str:
         text = value
+    elif value is None:
+        return None
+    elif isinstance(value, float):
+        text = str(int(value)) if value.is_integer() else repr(value)
     else:
         text = str(value)
-    if not text.isascii() or "  " in text or "\t" in text or "\n" in text:
+    if not text.isascii() or "  " in text or "\t" in text or "\n" in text or "\r" in text:
         text = _SPACES.sub(" ", _INVISIBLE.sub(" ", text))
     text = text.strip()
-    if text.casefold() in BLANKS:
+    if len(text) <= _LONGEST_BLANK and text.casefold() in BLANKS:
         return None
     return text
 
@@ -495,7 +496,7 @@ def make_text(spec: FieldSpec) -> Normaliser:
     limit = spec.max_length
 
     def normalise(value: CellValue) -> Result:
-        if isinstance(value, dt.datetime | dt.date | dt.time):
+        if type(value) is not str and isinstance(value, dt.datetime | dt.date | dt.time):
             return None, _problem("type", expected="teks", value=str(value))
         text = clean_text(value)
         if text is None:

@@ -11,14 +11,14 @@ Checks that need the store (already held, deceased) are the pipeline's, not this
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hub.layout import TableLayout, cell_text
+from hub.layout import Column, TableLayout, cell_text
 from hub.messages import Messages
 from hub.normalise import Result, make_normaliser, nik_birth_date, split_rt_rw
-from hub.records import CellValue, Issue, Provenance, Severity
+from hub.records import CellValue, Issue, Provenance, RawRow, Severity
 from hub.schemas import FieldSpec, RecordSchema, SplitSpec
 
 #: The day in Indonesia's easternmost zone (WIT): a date is "in the future" only after it.
@@ -125,18 +125,23 @@ class RecordValidator:
         return check
 
     def _column(self, name: str, raw: Sequence[CellValue]) -> list[Result]:
+        """Normalise one column; a cacheable normaliser runs once per distinct value."""
         normalise, cacheable = self._normalisers[name]
         if not cacheable:
-            return [normalise(v) for v in raw]
+            return list(map(normalise, raw))
+        if set(map(type, raw)) <= _TEXT_TYPES:
+            # CSV cells (and text-only sheet columns): the values themselves are the keys.
+            known = {value: normalise(value) for value in set(raw)}
+            return list(map(known.__getitem__, raw))
+        # Spreadsheet cells of mixed types: 1, 1.0 and True are equal keys, so add the type.
         cache: dict[Any, Result] = {}
         out: list[Result] = []
-        append = out.append
         for value in raw:
-            key = value if type(value) is str else (type(value), value)
+            key = (type(value), value)
             result = cache.get(key)
             if result is None:
                 result = cache[key] = normalise(value)
-            append(result)
+            out.append(result)
         return out
 
     def _raw_columns(
@@ -229,16 +234,23 @@ class RecordValidator:
 
     def validate(self, layout: TableLayout, rows: Sequence[Any]) -> list[RowResult]:
         """Validate data rows (`RawRow`s) of one table."""
-        results = [RowResult(row.provenance, {}, [], False) for row in rows]
         raw_columns = self._raw_columns(layout, rows)
+        names = list(raw_columns)
+        normalised = [self._column(name, raw_columns[name]) for name in names]
+        # One dict per row, built in C; a field that could not be read is None.
+        value_columns = [[value for value, _ in column] for column in normalised]
+        results = (
+            [
+                RowResult(row.provenance, dict(zip(names, values, strict=True)), [], False)
+                for row, values in zip(rows, zip(*value_columns, strict=True), strict=True)
+            ]
+            if names
+            else [RowResult(row.provenance, {}, [], False) for row in rows]
+        )
         errored: list[set[str] | None] = [None] * len(rows)
-        for name, raw in raw_columns.items():
-            for i, (value, problems) in enumerate(self._column(name, raw)):
-                if value is not None:
-                    results[i].values[name] = value
-                if not problems:
-                    continue
-                for code, severity, params in problems:
+        for name, column, raw in zip(names, normalised, raw_columns.values(), strict=True):
+            for i in [i for i, (_, problems) in enumerate(column) if problems]:
+                for code, severity, params in column[i][1]:
                     self.issue(results[i], layout, name, code, severity, params, raw[i])
                     if severity == "error":
                         errored[i] = (errored[i] or set()) | {name}
@@ -250,68 +262,101 @@ class RecordValidator:
                     self.issue(
                         results[i], layout, None, "extra_cells", "error", {"count": len(extra)}
                     )
-        for result, failed in zip(results, errored, strict=True):
-            self._row_rules(result, layout, failed or NO_ERRORS)
+        self._rules(results, layout, dict(zip(names, value_columns, strict=True)), errored)
         return results
 
     def validate_values(self, data: Mapping[str, CellValue], provenance: Provenance) -> RowResult:
-        """Validate one record given as field -> value (an API request, a database row)."""
-        result = RowResult(provenance, {})
-        errored: set[str] = set()
-        for name, raw in data.items():
-            if name not in self.schema.fields:
-                continue
-            value, problems = self._normalisers[name][0](raw)
-            if value is not None:
-                result.values[name] = value
-            for code, severity, params in problems:
-                self.issue(result, None, name, code, severity, params, raw)
-                if severity == "error":
-                    errored.add(name)
-        self._row_rules(result, None, errored)
-        return result
+        """Validate one record given as field -> value (an API request, a database row).
 
-    def _row_rules(self, result: RowResult, layout: TableLayout | None, errored: Set[str]) -> None:
-        schema, values = self.schema, result.values
-        wilayah_field = schema.wilayah_field
-        if self.scope:
-            current = values.get(wilayah_field)
-            if current is None and wilayah_field not in errored and len(self.scope) == 13:
-                values[wilayah_field] = current = self.scope
-            if current is not None and not (
-                current == self.scope or current.startswith(self.scope + ".")
-            ):
-                self.issue(
-                    result,
-                    layout,
-                    wilayah_field,
-                    "wilayah_scope",
-                    "error",
-                    {"value": current, "scope": self.scope},
-                )
+        It goes through the same path as a file: a one-row table whose headers are the
+        canonical field names. Unknown fields are ignored here; callers that must refuse
+        them check `schema.fields` first.
+        """
+        names = [name for name in data if name in self.schema.fields]
+        columns = tuple(Column(i, name, self.schema.fields[name]) for i, name in enumerate(names))
+        layout = TableLayout(
+            part="",
+            header_rows=(0,),
+            columns=columns,
+            fields={column.label: column for column in columns},
+            width=len(names),
+        )
+        row = RawRow(tuple(data[name] for name in names), provenance)
+        return self.validate(layout, [row])[0]
+
+    def _rules(
+        self,
+        results: list[RowResult],
+        layout: TableLayout,
+        columns: dict[str, list[Any]],
+        errored: list[set[str] | None],
+    ) -> None:
+        """Cross-field rules, a column at a time: find the few rows that break each rule."""
+        schema, today = self.schema, self.today
+        missing: list[Any] = [None] * len(results)
+
+        def column(name: str) -> list[Any]:
+            return columns.get(name, missing)
+
+        def failed(i: int, name: str) -> bool:
+            return name in (errored[i] or NO_ERRORS)
+
+        scope, wilayah_field = self.scope, schema.wilayah_field
+        if scope:
+            codes = columns.setdefault(wilayah_field, list(missing))
+            for i in [i for i, code in enumerate(codes) if code != scope]:
+                code = codes[i]
+                if code is None:
+                    if len(scope) == 13 and not failed(i, wilayah_field):
+                        results[i].values[wilayah_field] = codes[i] = scope
+                elif not code.startswith(scope + "."):
+                    params = {"value": code, "scope": scope}
+                    self.issue(results[i], layout, wilayah_field, "wilayah_scope", "error", params)
         for name in schema.required:
-            if name not in values and name not in errored:
-                self.issue(result, layout, name, "required", "error", OK_PARAMS)
-        today = self.today
+            for i in [i for i, value in enumerate(column(name)) if value is None]:
+                if not failed(i, name):
+                    self.issue(results[i], layout, name, "required", "error", OK_PARAMS)
         for name in self._not_future:
-            value = values.get(name)
-            if value is not None and value > today:
-                self.issue(result, layout, name, "date_future", "error", {"value": value})
+            values = column(name)
+            for i in [i for i, v in enumerate(values) if v is not None and v > today]:
+                self.issue(results[i], layout, name, "date_future", "error", {"value": values[i]})
         for earlier_name, later_name in self._order:
-            earlier, later = values.get(earlier_name), values.get(later_name)
-            if earlier is not None and later is not None and later < earlier:
+            pairs = zip(column(earlier_name), column(later_name), strict=True)
+            for i in [
+                i for i, (a, b) in enumerate(pairs) if a is not None and b is not None and b < a
+            ]:
                 params = {
-                    "value": later,
-                    "other": earlier,
+                    "value": columns[later_name][i],
+                    "other": columns[earlier_name][i],
                     "other_label": schema.fields[earlier_name].title,
                 }
-                self.issue(result, layout, later_name, "date_order", "error", params)
+                self.issue(results[i], layout, later_name, "date_order", "error", params)
         for rule in self._klasifikasi:
-            self._klasifikasi_rule(result, layout, rule)
+            for result in results:
+                self._klasifikasi_rule(result, layout, rule)
         for spec in self._nik_checks:
-            nik = values.get(spec.name)
-            if nik is not None:
-                self._nik_rules(result, layout, spec, nik)
+            niks = column(spec.name)
+            gender_field = spec.nik.get("gender_field")
+            fixed = spec.nik.get("gender")
+            if fixed or gender_field:
+                expected = [fixed] * len(niks) if fixed else column(gender_field or "")
+                for i in [
+                    i
+                    for i, (nik, want) in enumerate(zip(niks, expected, strict=True))
+                    if nik is not None
+                    and want in GENDER_NAMES
+                    and (nik[6] in "4567") != (want == "P")
+                ]:
+                    self._gender_mismatch(results[i], layout, spec, niks[i], expected[i])
+            birth_field = spec.nik.get("birthdate_field")
+            if birth_field:
+                births = column(birth_field)
+                for i in [
+                    i
+                    for i, (nik, born) in enumerate(zip(niks, births, strict=True))
+                    if nik is not None and born is not None and _nik_date(nik) != _iso_ddmmyy(born)
+                ]:
+                    self._birthdate_mismatch(results[i], layout, spec, niks[i], births[i])
 
     def _klasifikasi_rule(
         self, result: RowResult, layout: TableLayout | None, rule: Mapping[str, str]
@@ -338,37 +383,41 @@ class RecordValidator:
                 },
             )
 
-    def _nik_rules(
-        self, result: RowResult, layout: TableLayout | None, spec: FieldSpec, nik: str
+    def _gender_mismatch(
+        self, result: RowResult, layout: TableLayout, spec: FieldSpec, nik: str, expected: str
     ) -> None:
-        """What a valid NIK says about its holder, checked against the rest of the row."""
-        values = result.values
-        gender = "P" if nik[6] in "4567" else "L"
-        expected = spec.nik.get("gender") or values.get(spec.nik.get("gender_field", ""))
-        if isinstance(expected, str) and expected in GENDER_NAMES and expected != gender:
-            params = {
-                "value": nik,
-                "nik_gender": GENDER_NAMES[gender],
-                "expected_gender": GENDER_NAMES[expected],
-            }
-            self.issue(result, layout, spec.name, "nik_gender_mismatch", "warning", params)
-        birth_field = spec.nik.get("birthdate_field")
-        stated = values.get(birth_field) if birth_field else None
-        if stated is None or birth_field is None:
-            return
-        day = int(nik[6:8])
-        nik_ddmmyy = f"{day - 40 if day > 40 else day:02d}{nik[8:12]}"
-        if nik_ddmmyy != stated[8:10] + stated[5:7] + stated[2:4]:
-            birth, _ = nik_birth_date(nik, dt.date.fromisoformat(self.today))
-            params = {
-                "value": nik,
-                "nik_date": birth.strftime("%d-%m-%Y") if birth else nik[6:12],
-                "other": f"{stated[8:10]}-{stated[5:7]}-{stated[:4]}",
-                "other_label": self.schema.fields[birth_field].title,
-            }
-            self.issue(result, layout, spec.name, "nik_birthdate_mismatch", "warning", params)
+        params = {
+            "value": nik,
+            "nik_gender": GENDER_NAMES["P" if nik[6] in "4567" else "L"],
+            "expected_gender": GENDER_NAMES[expected],
+        }
+        self.issue(result, layout, spec.name, "nik_gender_mismatch", "warning", params)
+
+    def _birthdate_mismatch(
+        self, result: RowResult, layout: TableLayout, spec: FieldSpec, nik: str, stated: str
+    ) -> None:
+        birth, _ = nik_birth_date(nik, dt.date.fromisoformat(self.today))
+        birth_field = spec.nik["birthdate_field"]
+        params = {
+            "value": nik,
+            "nik_date": birth.strftime("%d-%m-%Y") if birth else nik[6:12],
+            "other": f"{stated[8:10]}-{stated[5:7]}-{stated[:4]}",
+            "other_label": self.schema.fields[birth_field].title,
+        }
+        self.issue(result, layout, spec.name, "nik_birthdate_mismatch", "warning", params)
 
 
+def _nik_date(nik: str) -> str:
+    """DDMMYY of the holder's birth in a NIK (women's day minus 40)."""
+    day = int(nik[6:8])
+    return f"{day - 40 if day > 40 else day:02d}{nik[8:12]}"
+
+
+def _iso_ddmmyy(date: str) -> str:
+    return date[8:10] + date[5:7] + date[2:4]
+
+
+_TEXT_TYPES = frozenset({str, type(None)})
 GENDER_NAMES: Mapping[str, str] = {"L": "laki-laki", "P": "perempuan"}
 NO_ERRORS: frozenset[str] = frozenset()
 OK_PARAMS: Mapping[str, Any] = {}
