@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,30 @@ def pinning(core: int = 0) -> tuple[list[str], Callable[[], None] | None, str]:
     return [], None, "none (no taskset, no sched_setaffinity)"
 
 
+# Runs in a fresh, small interpreter between this process and the measured command: forks,
+# execs the command, reaps it with wait4 and writes its wall time and ru_maxrss to argv[1].
+# Why not wait4 on a child of this process directly: Linux folds the RSS of the address space a
+# child had before exec (a copy of its parent's, or the parent's own with vfork) into the child's
+# ru_maxrss, so every child of a big parent (this one holds the generated rows) would report at
+# least the parent's size. The launcher is ~8 MB, below any measured Python process.
+_LAUNCHER = """\
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    f.write(f"{seconds!r} {usage.ru_maxrss}")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def run_pinned(
     cmd: Sequence[str],
     *,
@@ -74,40 +99,54 @@ def run_pinned(
     cwd: str | Path | None = None,
     timeout: float | None = None,
 ) -> Run:
-    """Run ``cmd`` pinned to one core; wall time and peak RSS of that child alone.
+    """Run ``cmd`` pinned to one core; its wall time and its own peak RSS.
 
-    Output goes to temporary files (no pipe can fill up), the child is reaped with ``os.wait4`` so
-    ``ru_maxrss`` is that child's own peak (plus descendants it waited for), not a running maximum
-    over every child this process ever had.
+    ``cmd`` is started by a small launcher interpreter (see ``_LAUNCHER``) that times it from fork
+    to exit and reports its ``ru_maxrss``. Output goes to temporary files (no pipe can fill up).
+    On ``timeout`` the whole process group is killed.
     """
     prefix, preexec, how = pinning(core)
     full = [*prefix, *cmd]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        usage_file = Path(tmp) / "usage"
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            full,
+            [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(usage_file), *full],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            preexec_fn=preexec,  # only sets the CPU affinity
+            preexec_fn=preexec,  # only sets the CPU affinity, inherited by the command
+            start_new_session=True,
         )
-        killer = threading.Timer(timeout, proc.kill) if timeout else None
+        killer = (
+            threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+            if timeout
+            else None
+        )
         if killer:
             killer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            returncode = proc.wait()
         finally:
             if killer:
                 killer.cancel()
-        seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        outside = time.perf_counter() - t0
+        try:
+            secs_text, rss_text = usage_file.read_text().split()
+            seconds, rss_mb = float(secs_text), int(rss_text) / 1024
+        except (OSError, ValueError):  # killed before it could write
+            seconds, rss_mb = outside, float("nan")
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
-    return Run(full, proc.returncode, seconds, usage.ru_maxrss / 1024, stdout, stderr, how)
+    return Run(full, returncode, seconds, rss_mb, stdout, stderr, how)
 
 
 # --------------------------------------------------------------------------- results

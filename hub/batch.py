@@ -71,6 +71,17 @@ class Held:
     kode_wilayah: str
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A valid row as it would be stored (see `BatchWriter.encode`)."""
+
+    index: int  # position in the chunk
+    key: bytes
+    content: bytes
+    clear_json: bytes
+    pii_json: bytes
+
+
 @dataclass(slots=True)
 class Counts:
     rows: int = 0
@@ -105,21 +116,33 @@ class BatchWriter:
     digest: Any = field(default_factory=hashlib.sha256)
     _seen: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     _layout: TableLayout | None = None
-    _pii_names: frozenset[str] = frozenset()
+    _pii_names: tuple[str, ...] = ()
+    _clear_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        self._pii_names = frozenset(self.schema.pii_fields)
+        self._pii_names = self.schema.pii_fields
+        self._clear_names = tuple(f for f in self.schema.fields if f not in self._pii_names)
+        self._key_domain = f"natural_key:{self.schema.record_type}"
+        self._type_bytes = self.schema.record_type.encode()
+        self._needs_subject = any(
+            rule["rule"] in {"not_deceased", "death_once"} for rule in self.schema.rules
+        )
 
     # ----------------------------------------------------------- keys
 
     def natural_key(self, values: Mapping[str, Any]) -> bytes:
         text = "\x1f".join(str(values[name]) for name in self.schema.natural_key)
-        return self.protector.blind_index(text, f"natural_key:{self.schema.record_type}")
+        return self.protector.blind_index(text, self._key_domain)
 
-    def content_hash(self, values: Mapping[str, Any]) -> bytes:
-        return self.protector.blind_index(
-            orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode(), "content"
-        )
+    def encode(self, i: int, values: Mapping[str, Any]) -> Encoded:
+        """A valid row's stored form: clear and PII JSON (keys sorted, blanks left out), its
+        natural key and a keyed hash of its content, for deduplication."""
+        pii = {k: v for k in self._pii_names if (v := values.get(k)) is not None}
+        clear = {k: v for k in self._clear_names if (v := values.get(k)) is not None}
+        pii_json = orjson.dumps(pii, option=orjson.OPT_SORT_KEYS)
+        clear_json = orjson.dumps(clear, option=orjson.OPT_SORT_KEYS)
+        content = self.protector.digest(clear_json + b"\x1e" + pii_json, "content")
+        return Encoded(i, self.natural_key(values), content, clear_json, pii_json)
 
     # ----------------------------------------------------------- store lookups
 
@@ -169,21 +192,17 @@ class BatchWriter:
         """Decide and persist the outcome of each row; returns the outcomes in order."""
         self._layout = layout
         schema, protector = self.schema, self.protector
-        candidates: list[tuple[int, bytes, bytes]] = []
-        for i, result in enumerate(results):
-            if not result.error:
-                # Unreadable optional fields are None: a record holds only what it has.
-                values = {k: v for k, v in result.values.items() if v is not None}
-                result.values = values
-                candidates.append((i, self.natural_key(values), self.content_hash(values)))
-        held = self._held([key for _, key, _ in candidates if key not in self._seen])
-        subject = schema.subject
+        candidates = [self.encode(i, r.values) for i, r in enumerate(results) if not r.error]
+        held = self._held([c.key for c in candidates if c.key not in self._seen])
+        # Only deaths are looked up by subject: blind-index it for deaths and for the rules
+        # that ask "is this NIK deceased?", nowhere else.
+        subject = schema.subject if self._needs_subject else None
         subjects: dict[int, bytes] = {}
         if subject:
-            for i, _, _ in candidates:
-                nik = results[i].values.get(subject)
+            for candidate in candidates:
+                nik = results[candidate.index].values.get(subject)
                 if nik is not None:
-                    subjects[i] = protector.blind_index(nik, "nik")
+                    subjects[candidate.index] = protector.blind_index(nik, "nik")
         death_rule = next((r for r in schema.rules if r["rule"] == "not_deceased"), None)
         deaths = self._deaths(list(subjects.values())) if death_rule else {}
         death_once = any(r["rule"] == "death_once" for r in schema.rules)
@@ -191,7 +210,8 @@ class BatchWriter:
         outcomes = ["invalid"] * len(results)
         inserts: list[tuple[Any, ...]] = []
         now = utc_now()
-        for i, key, content in candidates:
+        for candidate in candidates:
+            i, key, content = candidate.index, candidate.key, candidate.content
             result = results[i]
             values = result.values
             if death_rule and i in subjects and subjects[i] in deaths:
@@ -253,9 +273,9 @@ class BatchWriter:
             outcomes[i] = "valid"
             self.digest.update(key + content)
             if existing is not None:
-                self._correct(existing, result, key, content, subjects.get(i), now)
+                self._correct(existing, result, candidate, subjects.get(i), now)
                 continue
-            inserts.append(self._row(result, key, content, subjects.get(i), 1, now))
+            inserts.append(self._row(result, candidate, subjects.get(i), 1, now))
 
         if self.conn is not None and not self.dry_run and inserts:
             bulk_insert(self.conn, records, RECORD_COLUMNS, inserts)
@@ -291,21 +311,17 @@ class BatchWriter:
     def _row(
         self,
         result: RowResult,
-        key: bytes,
-        content: bytes,
+        encoded: Encoded,
         subject: bytes | None,
         version: int,
         now: str,
     ) -> tuple[Any, ...]:
         schema, values = self.schema, result.values
-        pii_names = self._pii_names
-        pii = {k: v for k, v in values.items() if k in pii_names}
-        clear = {k: v for k, v in values.items() if k not in pii_names}
-        aad = schema.record_type.encode() + key
+        aad = self._type_bytes + encoded.key
         return (
             schema.record_type,
             schema.version,
-            key,
+            encoded.key,
             subject,
             values[schema.wilayah_field],
             values.get(schema.event_date) if schema.event_date else None,
@@ -313,9 +329,9 @@ class BatchWriter:
             version,
             self.batch_id,
             result.provenance.position[:300],
-            orjson.dumps(clear).decode(),
-            self.protector.encrypt(orjson.dumps(pii), aad),
-            content,
+            encoded.clear_json.decode(),
+            self.protector.encrypt(encoded.pii_json, aad),
+            encoded.content,
             now,
             now,
         )
@@ -324,8 +340,7 @@ class BatchWriter:
         self,
         held: Held,
         result: RowResult,
-        key: bytes,
-        content: bytes,
+        encoded: Encoded,
         subject: bytes | None,
         now: str,
     ) -> None:
@@ -350,7 +365,7 @@ class BatchWriter:
         row = dict(
             zip(
                 RECORD_COLUMNS,
-                self._row(result, key, content, subject, held.version + 1, now),
+                self._row(result, encoded, subject, held.version + 1, now),
                 strict=True,
             )
         )

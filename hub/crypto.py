@@ -133,6 +133,10 @@ class DataProtector:
         Equal inputs give equal digests only within one domain, so a NIK index cannot be joined
         against a natural-key index. Normalise `value` first: the digest is of the exact string.
         """
+        return self.digest(value.encode(), domain)
+
+    def digest(self, data: bytes, domain: str) -> bytes:
+        """`blind_index` of bytes: a keyed BLAKE2b digest (16 bytes) within `domain`."""
         state = self._domains.get(domain)
         if state is None:
             label = domain.encode()
@@ -140,7 +144,7 @@ class DataProtector:
             state.update(len(label).to_bytes(2, "big") + label)  # unambiguous prefix
             self._domains[domain] = state
         h = state.copy()
-        h.update(value.encode())
+        h.update(data)
         digest: bytes = h.digest()
         return digest
 
