@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,14 @@ class Held:
     content_hash: bytes
     version: int
     kode_wilayah: str
+    batch_id: int | None
+    row_ref: str
+
+    @property
+    def row(self) -> int:
+        """The row number inside `row_ref` ("line 42", "Juli!R12")."""
+        digits = re.search(r"(\d+)$", self.row_ref)
+        return int(digits.group(1)) if digits else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +123,12 @@ class BatchWriter:
     dry_run: bool = False
     counts: Counts = field(default_factory=Counts)
     digest: Any = field(default_factory=hashlib.sha256)
+    # Natural keys seen in this file -> (row, content). When the writer stores, rows of
+    # earlier chunks are found in the store (same transaction), so this holds one chunk only
+    # and memory stays flat however long the file; a dry run keeps the whole file here.
     _seen: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    # Rows that repeated a record held before this batch (not stored again): key -> row.
+    _repeats: dict[bytes, int] = field(default_factory=dict)
     _layout: TableLayout | None = None
     _pii_names: tuple[str, ...] = ()
     _clear_names: tuple[str, ...] = ()
@@ -157,13 +171,20 @@ class BatchWriter:
                 records.c.content_hash,
                 records.c.version,
                 records.c.kode_wilayah,
+                records.c.batch_id,
+                records.c.row_ref,
             ).where(
                 records.c.record_type == self.schema.record_type,
                 records.c.natural_key.in_(keys[start : start + LOOKUP_CHUNK]),
             )
             for row in self.conn.execute(query):
                 held[bytes(row.natural_key)] = Held(
-                    row.id, bytes(row.content_hash), row.version, row.kode_wilayah
+                    row.id,
+                    bytes(row.content_hash),
+                    row.version,
+                    row.kode_wilayah,
+                    row.batch_id,
+                    row.row_ref,
                 )
         return held
 
@@ -193,6 +214,8 @@ class BatchWriter:
         self._layout = layout
         schema, protector = self.schema, self.protector
         candidates = [self.encode(i, r.values) for i, r in enumerate(results) if not r.error]
+        if self.conn is not None and not self.dry_run:
+            self._seen.clear()
         held = self._held([c.key for c in candidates if c.key not in self._seen])
         # Only deaths are looked up by subject: blind-index it for deaths and for the rules
         # that ask "is this NIK deceased?", nowhere else.
@@ -227,6 +250,17 @@ class BatchWriter:
                     )
                     continue
             earlier = self._seen.get(key)
+            existing = held.get(key)
+            stored_by_this_batch = (
+                self.batch_id is not None
+                and existing is not None
+                and (existing.batch_id == self.batch_id)
+            )
+            if earlier is None and existing is not None:
+                if stored_by_this_batch:  # stored from an earlier chunk of this file
+                    earlier = (existing.row, existing.content_hash)
+                elif key in self._repeats:  # an earlier row repeated a held record
+                    earlier = (self._repeats[key], existing.content_hash)
             if earlier is not None:
                 row, earlier_content = earlier
                 if earlier_content == content:
@@ -249,8 +283,9 @@ class BatchWriter:
                     )
                 continue
             self._seen[key] = (result.provenance.row, content)
-            existing = held.get(key)
             if existing is not None and existing.content_hash == content:
+                if self.conn is not None and not self.dry_run:
+                    self._repeats[key] = result.provenance.row
                 self._issue(
                     result,
                     None,

@@ -155,15 +155,17 @@ def test_numeric_nik_cell_is_flagged_in_xlsx(hub, tmp_path):
     assert found[4] == {"nik_numeric_cell", "nik_format"}  # serial 0000: the 16th digit was lost
 
 
-def test_unknown_column_is_a_warning_on_the_header_row(hub, tmp_path):
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_unknown_column_is_a_warning_on_the_header_row(hub, tmp_path, suffix):
     header = [*KELAHIRAN_HEADER, "Golongan Darah"]
-    path = write_table(tmp_path / "lahir.csv", header, [[*kelahiran_row(1), "O"]])
+    path = write_table(tmp_path / f"lahir{suffix}", header, [[*kelahiran_row(1), "O"]])
     report = run_batch(hub, source_for(path), "kelahiran", dry_run=True)
     (issue,) = report.issues
+    header_row = 3 if suffix == ".csv" else 2
     assert (issue.code, issue.severity, issue.row, issue.column) == (
         "unknown_column",
         "warning",
-        3,
+        header_row,
         "Golongan Darah",
     )
     assert report.counts.valid == 1
@@ -233,21 +235,26 @@ def test_pindah_klasifikasi_and_deceased(hub, tmp_path, suffix):
     assert any('"klasifikasi_pindah":3' in d for d in data)
 
 
-def test_duplicates_in_file_and_in_store(hub, tmp_path):
+@pytest.mark.parametrize(("suffix", "chunk_rows"), [(".csv", 5000), (".xlsx", 5000), (".csv", 2)])
+def test_duplicates_in_file_and_in_store(hub, tmp_path, monkeypatch, suffix, chunk_rows):
+    monkeypatch.setattr("hub.pipeline.CHUNK_ROWS", chunk_rows)  # 2: duplicates across chunks
     rows = [
         kelahiran_row(1),
         kelahiran_row(2),
         kelahiran_row(1),
         kelahiran_row(2, **{"Nama Anak": "Lain"}),
     ]
-    path = write_table(tmp_path / "lahir.csv", KELAHIRAN_HEADER, rows)
+    path = write_table(tmp_path / f"lahir{suffix}", KELAHIRAN_HEADER, rows)
+    first_row = 4 if suffix == ".csv" else 3  # the CSV has two title lines, the workbook one
     first = run_batch(hub, source_for(path), "kelahiran")
     assert (first.counts.valid, first.counts.duplicates, first.counts.invalid) == (2, 1, 1)
     found = codes_by_row(first.issues)
-    assert found[6] == {"duplicate_in_file"}
-    assert found[7] == {"duplicate_in_file"}
-    assert {i.severity for i in first.issues if i.row == 6} == {"warning"}
-    assert {i.severity for i in first.issues if i.row == 7} == {"error"}
+    assert found[first_row + 2] == {"duplicate_in_file"}
+    assert found[first_row + 3] == {"duplicate_in_file"}
+    same = [i for i in first.issues if i.row == first_row + 2]
+    assert [i.severity for i in same] == ["warning"]
+    assert f"baris {first_row}" in same[0].message
+    assert [i.severity for i in first.issues if i.row == first_row + 3] == ["error"]
 
     def snapshot():
         with hub.engine.connect() as conn:
@@ -255,13 +262,9 @@ def test_duplicates_in_file_and_in_store(hub, tmp_path):
 
     before = snapshot()
     again = run_batch(hub, source_for(path), "kelahiran")
-    assert (
-        again.counts.rows,
-        again.counts.valid,
-        again.counts.duplicates,
-        again.counts.invalid,
-    ) == (4, 0, 3, 1)
-    assert codes_by_row(again.issues)[4] == {"duplicate"}
+    counts = again.counts
+    assert (counts.rows, counts.valid, counts.duplicates, counts.invalid) == (4, 0, 3, 1)
+    assert codes_by_row(again.issues)[first_row] == {"duplicate"}
     assert snapshot() == before  # re-ingesting the same file changes nothing
 
 
