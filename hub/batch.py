@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from hub.crypto import DataProtector
 from hub.layout import TableLayout
-from hub.records import Issue, Severity
+from hub.records import Issue, Outcome, Severity
 from hub.schemas import RecordSchema
 from hub.store import bulk_insert
 from hub.store.tables import record_history, records, row_issues
@@ -138,8 +138,11 @@ class BatchWriter:
         self._clear_names = tuple(f for f in self.schema.fields if f not in self._pii_names)
         self._key_domain = f"natural_key:{self.schema.record_type}"
         self._type_bytes = self.schema.record_type.encode()
-        self._needs_subject = any(
-            rule["rule"] in {"not_deceased", "death_once"} for rule in self.schema.rules
+        rules = self.schema.rules
+        self._needs_subject = any(rule["rule"] in {"not_deceased", "death_once"} for rule in rules)
+        self._death_rule = next((r for r in rules if r["rule"] == "not_deceased"), None)
+        self._death_once_field = next(
+            (str(r["field"]) for r in rules if r["rule"] == "death_once"), None
         )
 
     # ----------------------------------------------------------- keys
@@ -209,125 +212,124 @@ class BatchWriter:
         layout: TableLayout | None,
         results: Sequence[RowResult],
         extra_issues: Iterable[Issue] = (),
-    ) -> list[str]:
-        """Decide and persist the outcome of each row; returns the outcomes in order."""
+    ) -> list[Outcome]:
+        """Decide and persist the outcome of each row of a chunk; the outcomes, in order."""
         self._layout = layout
-        schema, protector = self.schema, self.protector
         candidates = [self.encode(i, r.values) for i, r in enumerate(results) if not r.error]
         if self.conn is not None and not self.dry_run:
-            self._seen.clear()
+            self._seen.clear()  # earlier chunks are in the store now
         held = self._held([c.key for c in candidates if c.key not in self._seen])
-        # Only deaths are looked up by subject: blind-index it for deaths and for the rules
-        # that ask "is this NIK deceased?", nowhere else.
-        subject = schema.subject if self._needs_subject else None
-        subjects: dict[int, bytes] = {}
-        if subject:
-            for candidate in candidates:
-                nik = results[candidate.index].values.get(subject)
-                if nik is not None:
-                    subjects[candidate.index] = protector.blind_index(nik, "nik")
-        death_rule = next((r for r in schema.rules if r["rule"] == "not_deceased"), None)
-        deaths = self._deaths(list(subjects.values())) if death_rule else {}
-        death_once = any(r["rule"] == "death_once" for r in schema.rules)
-
-        outcomes = ["invalid"] * len(results)
+        subjects = self._subjects(results, candidates)
+        deaths = self._deaths(list(subjects.values())) if self._death_rule else {}
+        outcomes: list[Outcome] = ["invalid"] * len(results)
         inserts: list[tuple[Any, ...]] = []
         now = utc_now()
         for candidate in candidates:
-            i, key, content = candidate.index, candidate.key, candidate.content
-            result = results[i]
-            values = result.values
-            if death_rule and i in subjects and subjects[i] in deaths:
-                died = deaths[subjects[i]]
-                moved = values.get(death_rule["date_field"])
-                if moved is None or died <= moved:
-                    self._issue(
-                        result,
-                        death_rule["field"],
-                        "deceased",
-                        value=values[death_rule["field"]],
-                        detail=f" pada {died}",
-                    )
-                    continue
-            earlier = self._seen.get(key)
-            existing = held.get(key)
-            stored_by_this_batch = (
-                self.batch_id is not None
-                and existing is not None
-                and (existing.batch_id == self.batch_id)
+            i = candidate.index
+            subject = subjects.get(i)
+            if subject is not None and self._moved_after_death(results[i], deaths.get(subject)):
+                continue
+            outcomes[i] = self._decide(
+                results[i], candidate, held.get(candidate.key), subject, now, inserts
             )
-            if earlier is None and existing is not None:
-                if stored_by_this_batch:  # stored from an earlier chunk of this file
-                    earlier = (existing.row, existing.content_hash)
-                elif key in self._repeats:  # an earlier row repeated a held record
-                    earlier = (self._repeats[key], existing.content_hash)
-            if earlier is not None:
-                row, earlier_content = earlier
-                if earlier_content == content:
-                    self._issue(
-                        result,
-                        None,
-                        "duplicate_in_file",
-                        severity="warning",
-                        other_row=row,
-                        detail="",
-                    )
-                    outcomes[i] = "duplicate"
-                else:
-                    self._issue(
-                        result,
-                        None,
-                        "duplicate_in_file",
-                        other_row=row,
-                        detail=" tetapi isinya berbeda; hapus salah satunya",
-                    )
-                continue
-            self._seen[key] = (result.provenance.row, content)
-            if existing is not None and existing.content_hash == content:
-                if self.conn is not None and not self.dry_run:
-                    self._repeats[key] = result.provenance.row
-                self._issue(
-                    result,
-                    None,
-                    "duplicate",
-                    severity="warning",
-                    detail=f"rekaman #{existing.id} versi {existing.version}",
-                )
-                outcomes[i] = "duplicate"
-                continue
-            wilayah = values[schema.wilayah_field]
-            if existing is not None and death_once and existing.kode_wilayah != wilayah:
-                self._issue(
-                    result,
-                    death_rule_field(schema),
-                    "deceased",
-                    value=values[death_rule_field(schema)],
-                    detail=f" oleh wilayah {existing.kode_wilayah}",
-                )
-                continue
-            outcomes[i] = "valid"
-            self.digest.update(key + content)
-            if existing is not None:
-                self._correct(existing, result, candidate, subjects.get(i), now)
-                continue
-            inserts.append(self._row(result, candidate, subjects.get(i), 1, now))
-
         if self.conn is not None and not self.dry_run and inserts:
             bulk_insert(self.conn, records, RECORD_COLUMNS, inserts)
-        issues = [*extra_issues]
-        for i, result in enumerate(results):
-            issues.extend(result.issues)
-            self.counts.rows += 1
-            if outcomes[i] == "valid":
-                self.counts.valid += 1
-            elif outcomes[i] == "duplicate":
-                self.counts.duplicates += 1
-            else:
-                self.counts.invalid += 1
-            if result.warning:
-                self.counts.warnings += 1
-        self._store_issues(issues)
+        self._count(results, outcomes)
+        self._store_issues([*extra_issues, *(issue for r in results for issue in r.issues)])
         return outcomes
+
+    def _subjects(
+        self, results: Sequence[RowResult], candidates: Sequence[Encoded]
+    ) -> dict[int, bytes]:
+        """Blind index of each candidate's subject NIK, only where a rule needs it: deaths
+        are looked up by subject ("is this NIK deceased?"), nothing else is."""
+        subject = self.schema.subject
+        if not (subject and self._needs_subject):
+            return {}
+        found = {}
+        for candidate in candidates:
+            nik = results[candidate.index].values.get(subject)
+            if nik is not None:
+                found[candidate.index] = self.protector.blind_index(nik, "nik")
+        return found
+
+    def _moved_after_death(self, result: RowResult, died: str | None) -> bool:
+        """`not_deceased`: a NIK reported dead on or before the move cannot move."""
+        rule = self._death_rule
+        if rule is None or died is None:
+            return False
+        moved = result.values.get(rule["date_field"])
+        if moved is not None and died > moved:
+            return False
+        nik = result.values[rule["field"]]
+        self._issue(result, rule["field"], "deceased", value=nik, detail=f" pada {died}")
+        return True
+
+    def _earlier_in_file(self, key: bytes, existing: Held | None) -> tuple[int, bytes] | None:
+        """(row, content) of an earlier row of this file with the same natural key."""
+        earlier = self._seen.get(key)
+        if earlier is not None or existing is None:
+            return earlier
+        if self.batch_id is not None and existing.batch_id == self.batch_id:
+            return existing.row, existing.content_hash  # stored from an earlier chunk
+        if key in self._repeats:  # an earlier row repeated a record held before this batch
+            return self._repeats[key], existing.content_hash
+        return None
+
+    def _decide(
+        self,
+        result: RowResult,
+        encoded: Encoded,
+        existing: Held | None,
+        subject: bytes | None,
+        now: str,
+        inserts: list[tuple[Any, ...]],
+    ) -> Outcome:
+        """The outcome of one row without errors; queues its insert or applies its update."""
+        key, content = encoded.key, encoded.content
+        earlier = self._earlier_in_file(key, existing)
+        if earlier is not None:
+            row, earlier_content = earlier
+            if earlier_content == content:
+                self._issue(
+                    result, None, "duplicate_in_file", severity="warning", other_row=row, detail=""
+                )
+                return "duplicate"
+            detail = " tetapi isinya berbeda; hapus salah satunya"
+            self._issue(result, None, "duplicate_in_file", other_row=row, detail=detail)
+            return "invalid"
+        self._seen[key] = (result.provenance.row, content)
+        if existing is not None and existing.content_hash == content:
+            if self.conn is not None and not self.dry_run:
+                self._repeats[key] = result.provenance.row
+            detail = f"rekaman #{existing.id} versi {existing.version}"
+            self._issue(result, None, "duplicate", severity="warning", detail=detail)
+            return "duplicate"
+        death_field = self._death_once_field
+        if (
+            existing is not None
+            and death_field is not None
+            and existing.kode_wilayah != result.values[self.schema.wilayah_field]
+        ):
+            # A death already reported by another region is not a correction of it.
+            nik = result.values[death_field]
+            detail = f" oleh wilayah {existing.kode_wilayah}"
+            self._issue(result, death_field, "deceased", value=nik, detail=detail)
+            return "invalid"
+        self.digest.update(key + content)
+        if existing is not None:
+            self._correct(existing, result, encoded, subject, now)
+        else:
+            inserts.append(self._row(result, encoded, subject, 1, now))
+        return "valid"
+
+    def _count(self, results: Sequence[RowResult], outcomes: Sequence[Outcome]) -> None:
+        counts = self.counts
+        counts.rows += len(results)
+        counts.valid += outcomes.count("valid")
+        counts.duplicates += outcomes.count("duplicate")
+        counts.invalid += outcomes.count("invalid")
+        counts.warnings += sum(1 for result in results if result.warning)
 
     def _issue(
         self,
@@ -427,8 +429,3 @@ class BatchWriter:
             for issue in issues
         ]
         bulk_insert(self.conn, row_issues, ISSUE_COLUMNS, rows)
-
-
-def death_rule_field(schema: RecordSchema) -> str:
-    rule = next(r for r in schema.rules if r["rule"] == "death_once")
-    return str(rule["field"])
