@@ -599,7 +599,7 @@ def write_xlsx(
     ws.append(list(HEADER))
 
     date_cache: dict[str, dt.date | None] = {}
-    time_cache: dict[str, dt.time] = {}
+    time_cache: dict[str, Any] = {}  # "HH:MM" -> dt.time
 
     def as_date(s: str) -> dt.date | None:
         try:
@@ -623,14 +623,14 @@ def write_xlsx(
             if v.isdigit():
                 cells[j] = int(v)
         for j in _DATE_COLS:
-            d = as_date(row[j])
+            d: Any = as_date(row[j])  # openpyxl's stubs omit date, which it writes fine
             if d is not None:
                 c = WriteOnlyCell(ws, value=d)
                 c.number_format = "dd/mm/yyyy"
                 cells[j] = c
         jam = row[_TIME_COL]
         if jam:
-            t = time_cache.get(jam)
+            t: Any = time_cache.get(jam)
             if t is None:
                 t = time_cache[jam] = dt.time(int(jam[:2]), int(jam[3:]))
             c = WriteOnlyCell(ws, value=t)

@@ -202,9 +202,9 @@ def measure_hub(
         m.seconds.append(run.seconds)
         m.peak_rss_mb.append(run.peak_rss_mb)
         issues = result.get("issues")
-        setup_error = m.detail.get("setup_error")
+        setup_problem = m.detail.get("setup_error")
         m.detail = {
-            **({"setup_error": setup_error} if setup_error else {}),
+            **({"setup_error": setup_problem} if setup_problem else {}),
             "exit": run.returncode,
             **{k: result.get(k) for k in ("rows", "valid", "invalid", "duplicates", "warnings")},
             "issues": len(issues) if isinstance(issues, list) else issues,
@@ -386,7 +386,7 @@ def _environment(core: int) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("lampid-hub", "frictionless", "pandas", "openpyxl", "python-calamine"):
         try:
             versions[dist] = importlib.metadata.version(dist)
@@ -517,10 +517,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Path(files["XLSX"]["path"]), expected_rows=a.rows, repeat=peer_repeat, core=a.core
             )
         for key in ("frictionless", "frictionless_schema", "read_excel"):
-            m = res.get(key)
-            if m is not None:
-                status = m.error or f"{m.median_seconds:.2f} s, {m.rows_per_s:,.0f} rows/s"
-                print(f"  {m.name}: {status}", flush=True)
+            peer = res.get(key)
+            if peer is not None:
+                status = peer.error or f"{peer.median_seconds:.2f} s, {peer.rows_per_s:,.0f} rows/s"
+                print(f"  {peer.name}: {status}", flush=True)
     if "memory CSV" in files:
         hub_csv = res.get("hub_csv")
         big = Path(files["memory CSV"]["path"])

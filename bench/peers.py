@@ -17,6 +17,7 @@ Child entry point: ``python -m bench.peers {frictionless,read_excel} PATH [--hea
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import shutil
@@ -326,7 +327,7 @@ def _child_frictionless(path: str, header_row: int, schema: str | None) -> dict[
     task = report.tasks[0]
     return {
         "first_error": task.errors[0].message if task.errors else None,
-        "tool": f"frictionless {frictionless.__version__}",
+        "tool": f"frictionless {importlib.metadata.version('frictionless')}",
         "rows": task.stats.get("rows", 0),
         "fields": task.stats.get("fields"),
         "valid": report.valid,

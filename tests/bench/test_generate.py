@@ -189,7 +189,7 @@ def test_xlsx_file(tmp_path: Path, gen_kwargs: dict[str, Any]) -> None:
     g = write_xlsx(path, 200, seed=1, **gen_kwargs)
     assert g.rows == 200
     wb = load_workbook(path, read_only=True)
-    rows = list(wb.active.iter_rows(values_only=True))
+    rows = list(wb.worksheets[0].iter_rows(values_only=True))
     wb.close()
     assert rows[0][0] == generate.TITLE
     assert str(rows[1][0]).startswith("KELURAHAN : ")
