@@ -376,31 +376,37 @@ def make_integer(spec: FieldSpec) -> Normaliser:
 
 
 _WEIGHT = re.compile(r"^(?P<number>[0-9][0-9.,\s]*?)\s*(?P<unit>kg|kilo|kilogram|g|gr|gram)?\.?$")
+_LENGTH = re.compile(r"^(?P<number>[0-9][0-9.,]*?)\s*(?P<unit>cm|centimeter|sentimeter)?\.?$")
+_KILOGRAMS = frozenset({"kg", "kilo", "kilogram"})
+
+
+def _read_measure(
+    value: CellValue, pattern: re.Pattern[str], expected: str
+) -> tuple[float, str | None, str] | Result:
+    """(number, unit, text shown) of a measurement cell, or the Result to return as is."""
+    if isinstance(value, bool):
+        return None, _problem("type", expected=expected, value=str(value))
+    if isinstance(value, int | float):
+        return float(value), None, _fmt(float(value))
+    text = clean_text(value)
+    if text is None:
+        return None, OK
+    match = pattern.match(text.casefold())
+    number = _parse_number(match["number"].strip()) if match else None
+    if match is None or number is None:
+        return None, _problem("type", expected=expected, value=text)
+    return number, match["unit"], text
 
 
 def make_grams(spec: FieldSpec) -> Normaliser:
     """Birth weight in grams: `3200`, `3.200`, `3,2 kg`, `3.2` (a number under 10 is kg)."""
 
     def normalise(value: CellValue) -> Result:
-        if isinstance(value, bool):
-            return None, _problem("type", expected="berat dalam gram", value=str(value))
-        unit: str | None = None
-        if isinstance(value, int | float):
-            number: float | None = float(value)
-            shown = _fmt(number)
-        else:
-            text = clean_text(value)
-            if text is None:
-                return None, OK
-            shown = text
-            match = _WEIGHT.match(text.casefold())
-            number = _parse_number(match["number"].strip()) if match else None
-            unit = match["unit"] if match else None
-        if number is None:
-            return None, _problem(
-                "type", expected="berat dalam gram (contoh 3200 atau 3,2 kg)", value=shown
-            )
-        if unit in {"kg", "kilo", "kilogram"} or (unit is None and number < 10):
+        read = _read_measure(value, _WEIGHT, "berat dalam gram (contoh 3200 atau 3,2 kg)")
+        if len(read) == 2:
+            return read
+        number, unit, shown = read
+        if unit in _KILOGRAMS or (unit is None and number < 10):
             number *= 1000
         grams = round(number)
         return grams, _in_range(spec, grams, shown)
@@ -408,27 +414,14 @@ def make_grams(spec: FieldSpec) -> Normaliser:
     return normalise
 
 
-_LENGTH = re.compile(r"^(?P<number>[0-9][0-9.,]*)\s*(?:cm|centimeter|sentimeter)?\.?$")
-
-
 def make_cm(spec: FieldSpec) -> Normaliser:
+    """Length in centimetres: `50`, `49,5`, `50 cm`."""
+
     def normalise(value: CellValue) -> Result:
-        if isinstance(value, bool):
-            return None, _problem("type", expected="panjang dalam cm", value=str(value))
-        if isinstance(value, int | float):
-            number: float | None = float(value)
-            shown = _fmt(number)
-        else:
-            text = clean_text(value)
-            if text is None:
-                return None, OK
-            shown = text
-            match = _LENGTH.match(text.casefold().replace(" ", ""))
-            number = _parse_number(match["number"]) if match else None
-        if number is None:
-            return None, _problem(
-                "type", expected="panjang dalam cm (contoh 50 atau 49,5)", value=shown
-            )
+        read = _read_measure(value, _LENGTH, "panjang dalam cm (contoh 50 atau 49,5)")
+        if len(read) == 2:
+            return read
+        number, _, shown = read
         canonical: float | int = int(number) if number.is_integer() else round(number, 1)
         return canonical, _in_range(spec, number, shown)
 

@@ -6,6 +6,7 @@ import pytest
 
 from hub.normalise import (
     clean_text,
+    make_cm,
     make_code,
     make_grams,
     make_integer,
@@ -247,3 +248,25 @@ def test_region_codes():
     assert normalise_wilayah_text(3273011001.0) == ("32.73.01.1001", ())
     assert normalise_wilayah_text("32.73") == ("32.73", ())
     assert codes(normalise_wilayah_text("Sukarasa")) == ["wilayah_unknown"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "cm"),
+    [("50", 50), ("49,5", 49.5), ("50 cm", 50), ("49.5cm", 49.5), (48, 48), (48.25, 48.2)],
+)
+def test_birth_length(raw, cm):
+    assert make_cm(KELAHIRAN.fields["panjang_bayi"])(raw) == (cm, ())
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("150", "range"),
+        ("10 cm", "range"),
+        ("lima puluh", "type"),
+        ("50 m", "type"),
+        (True, "type"),
+    ],
+)
+def test_bad_birth_length(raw, code):
+    assert codes(make_cm(KELAHIRAN.fields["panjang_bayi"])(raw)) == [code]
