@@ -97,7 +97,7 @@ def _run(
             if not path.is_file():
                 fail(f"Berkas {path} tidak ditemukan.")
             source = source_for(path, sheet=sheet)
-            with row_progress(enabled=output == "text" or sys.stderr.isatty()) as progress:
+            with row_progress() as progress:
                 result = run_batch(
                     hub,
                     source,

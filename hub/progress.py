@@ -11,9 +11,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 
 @contextmanager
-def row_progress(*, enabled: bool = True) -> Iterator[Callable[[int], None] | None]:
+def row_progress() -> Iterator[Callable[[int], None] | None]:
     """Yield a callback taking the number of rows done, or None when stderr is no terminal."""
-    if not (enabled and sys.stderr.isatty()):
+    if not sys.stderr.isatty():
         yield None
         return
     console = Console(stderr=True)

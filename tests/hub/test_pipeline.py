@@ -398,3 +398,16 @@ def test_annotated_report_round_trip(hub, tmp_path):
     assert bad.value == "327301450790123"
     assert bad.comment is not None
     assert "16" in bad.comment.text
+
+
+def test_kecamatan_scope_accepts_its_kelurahan_and_never_guesses_one(hub, tmp_path):
+    rows = [
+        kelahiran_row(1),
+        kelahiran_row(2, **{"Kode Desa": "32.73.02.1001"}),
+        kelahiran_row(3, **{"Kode Desa": ""}),
+    ]
+    path = write_table(tmp_path / "lahir.csv", KELAHIRAN_HEADER, rows)
+    found = codes_by_row(
+        run_batch(hub, source_for(path), "kelahiran", scope="32.73.01", dry_run=True).issues
+    )
+    assert [found.get(row, set()) for row in (4, 5, 6)] == [set(), {"wilayah_scope"}, {"required"}]
