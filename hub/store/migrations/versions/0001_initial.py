@@ -70,12 +70,9 @@ def upgrade() -> None:
         _ts("updated_at"),
         sa.ForeignKeyConstraint(["batch_id"], ["batches.id"], name="fk_records_batch_id_batches"),
         sa.PrimaryKeyConstraint("id", name="pk_records"),
-        sa.UniqueConstraint(
-            "record_type", "natural_key", name="uq_records_record_type_natural_key"
-        ),
+        sa.UniqueConstraint("natural_key", name="uq_records_natural_key"),
     )
     op.create_index("ix_records_batch_id", "records", ["batch_id"])
-    op.create_index("ix_records_kode_wilayah", "records", ["kode_wilayah"])
     # Only deaths are looked up by subject (is this NIK deceased?); a partial index keeps
     # every other insert from paying for a random-key B-tree.
     op.create_index(
