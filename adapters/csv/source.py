@@ -148,7 +148,7 @@ class CSVSource(Source):
             try:
                 for cells in reader:
                     start, last_line = last_line + 1, reader.line_num
-                    if any(cell.strip() for cell in cells):
+                    if "".join(cells).strip():  # a row of blank cells is no row
                         found = True
                         provenance = Provenance("csv", locator, start, "", extracted_at)
                         yield RawRow(tuple(cells), provenance)
