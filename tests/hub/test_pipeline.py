@@ -411,3 +411,64 @@ def test_kecamatan_scope_accepts_its_kelurahan_and_never_guesses_one(hub, tmp_pa
         run_batch(hub, source_for(path), "kelahiran", scope="32.73.01", dry_run=True).issues
     )
     assert [found.get(row, set()) for row in (4, 5, 6)] == [set(), {"wilayah_scope"}, {"required"}]
+
+
+DATANG_HEADER = [
+    "NIK",
+    "Nama Lengkap",
+    "No. KK",
+    "SHDK",
+    "Kode Desa Asal",
+    "Kode Desa Tujuan",
+    "No. SKPWNI",
+    "Tgl Datang",
+    "RT/RW",
+    "NIK Pelapor",
+    "Nama Pelapor",
+    "Tgl Lapor",
+]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_datang_scope_is_the_destination(hub, tmp_path, suffix):
+    def row(nik, **changes):
+        values = {
+            "NIK": nik,
+            "Nama Lengkap": "Rina",
+            "No. KK": "3204051203150004",
+            "SHDK": "Anak",
+            "Kode Desa Asal": "32.04.05.2001",
+            "Kode Desa Tujuan": KELURAHAN,
+            "No. SKPWNI": "SKPWNI/3204/2025/0012",
+            "Tgl Datang": "05/08/2025",
+            "RT/RW": "2/3",
+            "NIK Pelapor": nik,
+            "Nama Pelapor": "Rina",
+            "Tgl Lapor": "07/08/2025",
+        }
+        values.update(changes)
+        return [values[h] for h in DATANG_HEADER]
+
+    rows = [
+        row("3204054507000001"),
+        row("3204054507000002", **{"Kode Desa Tujuan": "32.73.01.1002"}),
+        row("3204054507000003", **{"Tgl Lapor": "01/08/2025"}),
+        row("3204054507000004", **{"Kode Desa Asal": KELURAHAN, "Tgl Lapor": "07/08/2025"}),
+    ]
+    path = write_table(tmp_path / f"datang{suffix}", DATANG_HEADER, rows)
+    report = run_batch(hub, source_for(path), "datang", scope=KELURAHAN)
+    first = 4 if suffix == ".csv" else 3
+    found = codes_by_row(report.issues)
+    assert [found.get(first + i, set()) for i in range(4)] == [
+        set(),
+        {"wilayah_scope"},
+        {"date_order"},
+        set(),
+    ]
+    with hub.engine.connect() as conn:
+        data = sorted(conn.execute(sa.select(records.c.data)).scalars())
+    assert all('"rt"' not in d and "Rina" not in d for d in data)  # RT/RW and names are PII: sealed
+    assert sorted('"klasifikasi_pindah":4' in d for d in data) == [
+        False,
+        True,
+    ]  # 32.04 -> 32.73; same desa -> 1
