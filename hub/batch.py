@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,47 +163,43 @@ class BatchWriter:
 
     # ----------------------------------------------------------- store lookups
 
-    def _held(self, keys: Sequence[bytes]) -> dict[bytes, Held]:
-        if self.conn is None or not keys:
-            return {}
-        held: dict[bytes, Held] = {}
-        for start in range(0, len(keys), LOOKUP_CHUNK):
-            query = sa.select(
-                records.c.natural_key,
-                records.c.id,
-                records.c.content_hash,
-                records.c.version,
-                records.c.kode_wilayah,
-                records.c.batch_id,
-                records.c.row_ref,
-            ).where(
-                records.c.record_type == self.schema.record_type,
-                records.c.natural_key.in_(keys[start : start + LOOKUP_CHUNK]),
+    def _records_where(
+        self, column: sa.Column[Any], values: Sequence[bytes], record_type: str, *columns: Any
+    ) -> Iterator[sa.Row[Any]]:
+        """Records of `record_type` whose `column` is one of `values`, a few hundred at a time
+        (SQLite limits bound parameters); nothing without a store."""
+        if self.conn is None:
+            return
+        for start in range(0, len(values), LOOKUP_CHUNK):
+            query = sa.select(column, *columns).where(
+                records.c.record_type == record_type,
+                column.in_(values[start : start + LOOKUP_CHUNK]),
             )
-            for row in self.conn.execute(query):
-                held[bytes(row.natural_key)] = Held(
-                    row.id,
-                    bytes(row.content_hash),
-                    row.version,
-                    row.kode_wilayah,
-                    row.batch_id,
-                    row.row_ref,
-                )
-        return held
+            yield from self.conn.execute(query)
+
+    def _held(self, keys: Sequence[bytes]) -> dict[bytes, Held]:
+        """What the store holds under each natural key."""
+        c = records.c
+        rows = self._records_where(
+            c.natural_key, keys, self.schema.record_type,
+            c.id, c.content_hash, c.version, c.kode_wilayah, c.batch_id, c.row_ref,
+        )  # fmt: skip
+        return {
+            bytes(row.natural_key): Held(
+                row.id,
+                bytes(row.content_hash),
+                row.version,
+                row.kode_wilayah,
+                row.batch_id,
+                row.row_ref,
+            )  # fmt: skip
+            for row in rows
+        }
 
     def _deaths(self, subjects: Sequence[bytes]) -> dict[bytes, str]:
         """Subject blind index -> date of death, for subjects reported dead."""
-        if self.conn is None or not subjects:
-            return {}
-        deaths: dict[bytes, str] = {}
-        for start in range(0, len(subjects), LOOKUP_CHUNK):
-            query = sa.select(records.c.subject_bi, records.c.event_date).where(
-                records.c.record_type == "kematian",
-                records.c.subject_bi.in_(subjects[start : start + LOOKUP_CHUNK]),
-            )
-            for row in self.conn.execute(query):
-                deaths[bytes(row.subject_bi)] = row.event_date
-        return deaths
+        rows = self._records_where(records.c.subject_bi, subjects, "kematian", records.c.event_date)
+        return {bytes(row.subject_bi): row.event_date for row in rows}
 
     # ----------------------------------------------------------- outcomes
 

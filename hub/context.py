@@ -49,8 +49,5 @@ class Hub:
         with self.engine.connect() as conn:
             return WilayahIndex.load(conn)
 
-    def reload_regions(self) -> None:
-        self.__dict__.pop("regions", None)
-
     def close(self) -> None:
         self.engine.dispose()

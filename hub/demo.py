@@ -37,6 +37,11 @@ KELAHIRAN_ROWS: list[list[object]] = [
 # fmt: on
 
 
+def _at(cells: dict[int, object]) -> list[object]:
+    """A sheet row with values in the given 1-based columns and blanks elsewhere."""
+    return [cells.get(column) for column in range(1, max(cells) + 1)]
+
+
 def write_kelahiran_xlsx(path: Path) -> Path:
     """A birth report as a kelurahan office makes it in Excel."""
     wb = Workbook()
@@ -46,60 +51,16 @@ def write_kelahiran_xlsx(path: Path) -> Path:
     ws.append(["LAPORAN KELAHIRAN BULAN JULI 2025"])
     ws.append(["KELURAHAN : SUKARASA", None, None, "KECAMATAN : SUKASARI"])
     ws.append([])
-    top = [
-        "No",
-        "Data Bayi",
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        "Data Ibu",
-        None,
-        "Data Ayah",
-        None,
-        "No. KK",
-        "RT/RW",
-        "Pelapor",
-        None,
-        "Tgl Lapor",
-    ]
-    sub = [
-        None,
-        "Nama Anak",
-        "JK",
-        "Tempat Lahir",
-        "Tgl Lahir",
-        "Jam Lahir",
-        "Anak Ke",
-        "Penolong",
-        "BB",
-        "PB",
-        "NIK",
-        "Nama",
-        "NIK",
-        "Nama",
-        None,
-        None,
-        "NIK",
-        "Nama",
-        None,
-    ]
+    # fmt: off
+    top = ["No", "Data Bayi", None, None, None, None, None, None, None, None, "Data Ibu", None,
+           "Data Ayah", None, "No. KK", "RT/RW", "Pelapor", None, "Tgl Lapor"]
+    sub = [None, "Nama Anak", "JK", "Tempat Lahir", "Tgl Lahir", "Jam Lahir", "Anak Ke", "Penolong",
+           "BB", "PB", "NIK", "Nama", "NIK", "Nama", None, None, "NIK", "Nama", None]
+    # fmt: on
     ws.append(top)
     ws.append(sub)
-    for first, last in (
-        ("B4", "J4"),
-        ("K4", "L4"),
-        ("M4", "N4"),
-        ("Q4", "R4"),
-        ("A4", "A5"),
-        ("O4", "O5"),
-        ("P4", "P5"),
-        ("S4", "S5"),
-    ):
+    for first, last in (("B4", "J4"), ("K4", "L4"), ("M4", "N4"), ("Q4", "R4"),
+                        ("A4", "A5"), ("O4", "O5"), ("P4", "P5"), ("S4", "S5")):  # fmt: skip
         ws.merge_cells(f"{first}:{last}")
     for cell in (*ws[4], *ws[5]):
         cell.font = Font(bold=True)
@@ -108,86 +69,9 @@ def write_kelahiran_xlsx(path: Path) -> Path:
         ws.append([number, *row])
         ws.cell(ws.max_row, 5).number_format = "DD/MM/YYYY"
     ws.append([])
-    ws.append(
-        [
-            "JUMLAH",
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            len(KELAHIRAN_ROWS),
-        ]
-    )
-    ws.append(
-        [
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            "Bandung, 2 Agustus 2025",
-        ]
-    )
-    ws.append(
-        [
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            "Lurah Sukarasa",
-        ]
-    )
-    ws.append(
-        [
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            "NIP. 197001011990031001",
-        ]
-    )
+    ws.append(_at({1: "JUMLAH", 19: len(KELAHIRAN_ROWS)}))
+    for line in ("Bandung, 2 Agustus 2025", "Lurah Sukarasa", "NIP. 197001011990031001"):
+        ws.append(_at({15: line}))  # the signature block under the table
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return path

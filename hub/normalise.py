@@ -19,6 +19,7 @@ from typing import Any, Final, TypeAlias
 
 from hub.records import CellValue, Severity
 from hub.schemas import FieldSpec, squeeze
+from hub.wilayah import WilayahIndex
 
 Problem: TypeAlias = tuple[str, Severity, Mapping[str, Any]]
 Result: TypeAlias = tuple[Any, tuple[Problem, ...]]
@@ -531,20 +532,13 @@ def make_normaliser(
     return make_text(spec), True
 
 
-_WILAYAH_DIGITS = re.compile(r"^(\d{2})[.\s]*(\d{2})[.\s]*(\d{2})[.\s]*(\d{4})$")
-_WILAYAH_PARTIAL = re.compile(r"^(\d{2})(?:[.\s]*(\d{2}))?(?:[.\s]*(\d{2}))?$")
-
-
 def normalise_wilayah_text(value: CellValue) -> Result:
-    """A region code to dotted form; existence and level are checked against the master."""
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        value = str(int(value)) if float(value).is_integer() else str(value)
+    """A region code to dotted form (`3273011001`, `32 73 01 1001`, `32-73-1-1001`, ...);
+    existence and level are checked against the master by the validator."""
     text = clean_text(value)
     if text is None:
         return None, OK
-    compact = text.replace(" ", "")
-    if match := _WILAYAH_DIGITS.match(compact):
-        return ".".join(match.groups()), OK
-    if match := _WILAYAH_PARTIAL.match(compact):
-        return ".".join(g for g in match.groups() if g), OK  # a region of a higher level
-    return None, _problem("wilayah_unknown", value=text)
+    code = WilayahIndex.normalise(text)
+    if code is None:
+        return None, _problem("wilayah_unknown", value=text)
+    return code, OK

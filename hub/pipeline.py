@@ -46,7 +46,11 @@ class BatchReport:
     issues: list[Issue]
     batch_id: int | None = None
     skipped_sheets: list[str] = field(default_factory=list)
-    corrected: int = 0
+
+    @property
+    def corrected(self) -> int:
+        """Valid rows that were new versions of held records."""
+        return self.counts.corrected
 
     @property
     def has_errors(self) -> bool:
@@ -164,9 +168,7 @@ def run_batch(
             writer = BatchWriter(schema, validator, hub.protector, conn, dry_run=True)
             process(writer)
             conn.rollback()
-        return BatchReport(
-            name, record_type, writer.counts, issues, None, skipped, writer.counts.corrected
-        )
+        return BatchReport(name, record_type, writer.counts, issues, None, skipped)
 
     started = utc_now()
     batch_values = {
@@ -210,7 +212,7 @@ def run_batch(
     except HubError as exc:
         _record_failure(hub, batch_values, exc)
         raise
-    return BatchReport(name, record_type, counts, issues, batch_id, skipped, counts.corrected)
+    return BatchReport(name, record_type, counts, issues, batch_id, skipped)
 
 
 def _record_failure(hub: Hub, batch_values: dict[str, Any], exc: HubError) -> None:

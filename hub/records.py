@@ -1,9 +1,8 @@
-"""The values that flow through the hub: rows as read, provenance, canonical records."""
+"""The values that flow through the hub: rows as read, their provenance, issues found."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -75,28 +74,3 @@ class Issue:
             "message": self.message,
             "value": self.value,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class CanonicalRecord:
-    """A normalised, valid record of one schema, ready to be stored or delivered."""
-
-    record_type: str
-    schema_version: int
-    data: Mapping[str, Any]
-    natural_key: bytes
-    provenance: Provenance
-    idempotency_key: str = ""
-    version: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What a connector reports after the remote system accepted or refused a record."""
-
-    connector: str
-    idempotency_key: str
-    status: Literal["accepted", "duplicate", "rejected"]
-    status_code: int | None = None
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    latency_ms: float | None = None

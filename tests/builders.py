@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from msoffcrypto.format.ooxml import OOXMLFile
 from openpyxl import Workbook
 
 TITLE = ["LAPORAN KELAHIRAN BULAN JULI 2025"]
@@ -179,3 +181,23 @@ def pindah_row(nik: str, **changes: Any) -> list[Any]:
     }
     values.update(changes)
     return [values[h] for h in PINDAH_HEADER]
+
+
+def zip_bomb(path: Path) -> Path:
+    """An `.xlsx`-looking archive whose one sheet inflates to 300 MB of zeros."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as member:
+            block = b"\0" * (1 << 20)
+            for _ in range(300):
+                member.write(block)
+    return path
+
+
+def encrypted_workbook(directory: Path) -> Path:
+    """A real password-protected workbook (msoffcrypto), as Excel writes one."""
+    plain = write_xlsx(directory / "plain.xlsx", KELAHIRAN_HEADER, [kelahiran_row(1)])
+    locked = directory / "locked.xlsx"
+    with plain.open("rb") as source, locked.open("wb") as target:
+        OOXMLFile(source).encrypt("rahasia", target)
+    return locked

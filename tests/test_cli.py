@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,13 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from hub.cli import main
-from tests.builders import KELAHIRAN_HEADER, kelahiran_row, write_table, write_xlsx
+from tests.builders import (
+    KELAHIRAN_HEADER,
+    encrypted_workbook,
+    kelahiran_row,
+    write_table,
+    zip_bomb,
+)
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 
@@ -120,25 +125,6 @@ def test_report_files(env, tmp_path, suffix):
         assert json.loads(out.read_text(encoding="utf-8"))["issues"][0]["code"] == "date_invalid"
     else:
         assert "date_invalid" in out.read_text(encoding="utf-8-sig")
-
-
-def zip_bomb(path: Path) -> Path:
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as member:
-            block = b"\0" * (1 << 20)
-            for _ in range(300):
-                member.write(block)
-    return path
-
-
-def encrypted_workbook(tmp_path: Path) -> Path:
-    ooxml = pytest.importorskip("msoffcrypto.format.ooxml")
-    plain = write_xlsx(tmp_path / "plain.xlsx", KELAHIRAN_HEADER, [kelahiran_row(1)])
-    locked = tmp_path / "locked.xlsx"
-    with plain.open("rb") as src, locked.open("wb") as dst:
-        ooxml.OOXMLFile(src).encrypt("rahasia", dst)
-    return locked
 
 
 def bad_input(case: str, directory: Path) -> Path:

@@ -246,6 +246,7 @@ def test_region_codes():
     assert normalise_wilayah_text("3273011001") == ("32.73.01.1001", ())
     assert normalise_wilayah_text("32 73 01 1001") == ("32.73.01.1001", ())
     assert normalise_wilayah_text(3273011001.0) == ("32.73.01.1001", ())
+    assert normalise_wilayah_text("32-73-1-1001") == ("32.73.01.1001", ())
     assert normalise_wilayah_text("32.73") == ("32.73", ())
     assert codes(normalise_wilayah_text("Sukarasa")) == ["wilayah_unknown"]
 

@@ -21,6 +21,7 @@ from tests.builders import (
     KELAHIRAN_HEADER,
     KEMATIAN_HEADER,
     PINDAH_HEADER,
+    encrypted_workbook,
     kelahiran_row,
     kematian_row,
     pindah_row,
@@ -370,11 +371,7 @@ def test_half_read_file_rolls_back(hub, tmp_path):
 
 
 def test_encrypted_workbook(hub, tmp_path):
-    ooxml = pytest.importorskip("msoffcrypto.format.ooxml")
-    plain = write_xlsx(tmp_path / "plain.xlsx", KELAHIRAN_HEADER, [kelahiran_row(1)])
-    locked = tmp_path / "locked.xlsx"
-    with plain.open("rb") as src, locked.open("wb") as dst:
-        ooxml.OOXMLFile(src).encrypt("rahasia", dst)
+    locked = encrypted_workbook(tmp_path)
     with pytest.raises(EncryptedFileError, match="kata sandi"):
         run_batch(hub, source_for(locked), "kelahiran", dry_run=True)
 
