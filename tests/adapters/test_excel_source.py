@@ -12,6 +12,7 @@ from typing import Any
 import olefile  # type: ignore[import-untyped]
 import pytest
 import python_calamine
+import xlwt
 from msoffcrypto.format.ooxml import OOXMLFile
 from openpyxl import Workbook
 
@@ -222,7 +223,6 @@ def test_ods(tmp_path: Path) -> None:
 
 
 def test_xls(tmp_path: Path) -> None:
-    xlwt = pytest.importorskip("xlwt", reason="xlwt (writes .xls) is not installed")
     workbook = xlwt.Workbook()
     sheet = workbook.add_sheet("Lahir")
     sheet.write(0, 0, "LAPORAN KELAHIRAN")

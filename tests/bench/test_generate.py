@@ -153,11 +153,8 @@ def test_valid_rows_are_realistic(gen_kwargs: dict[str, Any]) -> None:
     assert len(set(keys)) == len(keys)
 
 
-def test_codes_come_from_the_master_list() -> None:
-    path = generate.default_wilayah_path()
-    if not path.is_file():
-        pytest.skip(f"{path} is missing")
-    w = generate.load_wilayah(str(path))
+def test_codes_come_from_the_master_list(wilayah_csv: Path) -> None:
+    w = generate.load_wilayah(str(wilayah_csv))
     assert w.kelurahan
     assert all(k[:8] in generate.DEFAULT_KECAMATAN for k, _ in w.kelurahan)
     assert "32.73.01.1001" in dict(w.kelurahan)
