@@ -13,10 +13,12 @@ HubError
 ├── RecordError                               .provenance
 │   └── InvalidRecordError                    quarantine + audit, continue
 ├── StoreError                                the database refused or is unreachable
-└── DeliveryError                             .idempotency_key, .response
-    ├── RetriableDeliveryError                timeout, 429, 5xx: retry
+└── DeliveryError                             .idempotency_key, .response, .code
+    ├── RetriableDeliveryError                timeout, 429, 5xx: retry   .retry_after
+    │   ├── QuotaExhaustedError               daily quota used up: pause until it resets
+    │   └── OutsideHoursError                 outside the allowed hours: wait for the window
     ├── RejectedRecordError                   remote refused this record: audit, continue
-    └── FatalDeliveryError                    auth or contract failure: stop the route
+    └── FatalDeliveryError                    auth or contract failure: stop the connector
 ```
 
 Messages of `SourceError` are shown to operators as they are, so they are in Indonesian
@@ -97,18 +99,44 @@ class StoreError(HubError):
 
 
 class DeliveryError(HubError):
-    """Sending a record to a national system failed."""
+    """Sending a record to a national system failed.
+
+    `code` is the remote system's own code when it gave one (Dukcapil `RESPONSE_CODE`, an
+    HTTP status), `response` a short summary of the answer without PII.
+    """
 
     def __init__(
-        self, message: str, *, idempotency_key: str | None = None, response: Any = None
+        self,
+        message: str,
+        *,
+        idempotency_key: str | None = None,
+        response: Any = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.idempotency_key = idempotency_key
         self.response = response
+        self.code = code
 
 
 class RetriableDeliveryError(DeliveryError):
-    """Timeout, 429 or 5xx: the same request may succeed later."""
+    """Timeout, 429 or 5xx: the same request may succeed later.
+
+    `retry_after` (seconds) is the remote system's own hint (HTTP `Retry-After`), if any.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class QuotaExhaustedError(RetriableDeliveryError):
+    """The daily quota is used up (Dukcapil code 05): nothing is lost, the connector pauses
+    until the quota resets."""
+
+
+class OutsideHoursError(RetriableDeliveryError):
+    """The remote system refuses calls at this hour (Dukcapil code 06): wait for the window."""
 
 
 class RejectedRecordError(DeliveryError):
@@ -116,4 +144,4 @@ class RejectedRecordError(DeliveryError):
 
 
 class FatalDeliveryError(DeliveryError):
-    """Authentication or contract failure: the whole route must stop."""
+    """Authentication or contract failure: the connector stops and alerts an admin."""

@@ -112,3 +112,33 @@ def wilayah_csv() -> Path:
     if not path.is_file():
         _unavailable(f"{path} is missing")
     return path
+
+
+REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@functools.cache
+def _redis_problem() -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        return f"Redis at {REDIS_URL} unreachable: {exc}"
+    return None
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis (database 15 by default). Keys are the test's to namespace with
+    `redis_prefix`; under CI=true an unreachable Redis fails the test."""
+    problem = _redis_problem()
+    if problem:
+        _unavailable(problem)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of this test's own, so parallel tests never share Redis keys."""
+    return f"hubtest:{uuid.uuid4().hex[:12]}:"
