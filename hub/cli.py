@@ -8,34 +8,16 @@ traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import orjson
 
-from hub.errors import HubError
+from hub.cli_support import EXIT_INVALID, EXIT_OK, fail, handled
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
-
-
-def fail(message: str, code: int = EXIT_UNREADABLE) -> None:
-    click.echo(f"hub: {message}", err=True)
-    sys.exit(code)
-
-
-@contextmanager
-def handled() -> Iterator[None]:
-    """Turn the hub's errors into one line on stderr and exit status 2."""
-    try:
-        yield
-    except HubError as exc:
-        fail(str(exc).replace("\n", " "))
-    except OSError as exc:
-        fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".strip(": "))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -323,6 +305,12 @@ def demo(directory: Path) -> None:
 
     with handled():
         run_demo(directory)
+
+
+from hub.cli_delivery import COMMANDS  # noqa: E402 - registered once `main` exists
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from hub.crypto import DataProtector, resolve_data_key
 from hub.messages import Messages
+from hub.routes import RoutesConfig, load_routes
 from hub.schemas import SchemaRegistry
 from hub.settings import Settings
 from hub.store import create_engine_from_settings, upgrade
@@ -48,6 +49,16 @@ class Hub:
     def regions(self) -> WilayahIndex:
         with self.engine.connect() as conn:
             return WilayahIndex.load(conn)
+
+    @cached_property
+    def routes(self) -> RoutesConfig | None:
+        """The connectors and routes of `routes.yaml`; None when none is configured (records
+        then stay `valid`). An invalid file raises `ConfigValidationError` listing every
+        problem; unset credentials only stop the connectors that need them."""
+        path = self.settings.routes_path
+        if path is None:
+            return None
+        return load_routes(path, schemas=self.schemas, require_credentials=False)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -26,6 +26,7 @@ from hub.audit import AuditLog
 from hub.batch import BatchWriter, Counts, utc_now
 from hub.context import Hub
 from hub.errors import HubError, UnreadableFileError
+from hub.flow import Flow
 from hub.layout import TableLayout, iter_data_rows
 from hub.records import Issue, RawRow
 from hub.registry import load_adapter
@@ -46,6 +47,7 @@ class BatchReport:
     issues: list[Issue]
     batch_id: int | None = None
     skipped_sheets: list[str] = field(default_factory=list)
+    routed: dict[str, int] = field(default_factory=dict)  # new status -> records
 
     @property
     def corrected(self) -> int:
@@ -64,6 +66,7 @@ class BatchReport:
             **self.counts.as_dict(),
             "corrected": self.corrected,
             "skipped_sheets": self.skipped_sheets,
+            "routed": self.routed,
             "issues": [issue.as_dict() for issue in self.issues],
         }
 
@@ -181,6 +184,8 @@ def run_batch(
         "actor": actor,
         "created_at": started,
     }
+    routes = hub.routes  # an invalid routes.yaml stops here, before anything is stored
+    routed: dict[str, int] = {}
     try:
         with hub.engine.begin() as conn:
             batch_id = conn.execute(
@@ -209,10 +214,13 @@ def run_batch(
                     "records_digest": writer.digest.hexdigest(),
                 },
             )
+            if routes is not None:
+                flow = Flow(routes, hub.schemas, hub.protector, hub.messages)
+                routed = flow.start_batch(conn, batch_id, actor=actor)
     except HubError as exc:
         _record_failure(hub, batch_values, exc)
         raise
-    return BatchReport(name, record_type, counts, issues, batch_id, skipped)
+    return BatchReport(name, record_type, counts, issues, batch_id, skipped, routed)
 
 
 def _record_failure(hub: Hub, batch_values: dict[str, Any], exc: HubError) -> None:

@@ -7,6 +7,7 @@ Each record schema is plain JSON Schema plus `x-` keywords that the hub reads:
 | `x-record-type`, `x-version` | schema | name and version, also in the file name |
 | `x-natural-key` | schema | fields that identify one real-world event (deduplication) |
 | `x-subject` | schema | the NIK the record is about (blind-indexed for lookups) |
+| `x-family` | schema | fields whose shared values make rows one family move (sent as one event) |
 | `x-wilayah-field` | schema | the reporting kelurahan's code field (scope checks) |
 | `x-event-date` | schema | the date statistics and retention use |
 | `x-split-columns` | schema | one file column holding two fields, e.g. `RT/RW` -> rt, rw |
@@ -95,6 +96,8 @@ class RecordSchema:
     rules: tuple[Mapping[str, Any], ...]
     raw: Mapping[str, Any]
     registry: Registry[Any] = field(repr=False, compare=False)
+    # Fields whose shared values make rows one family move (`x-family`): sent as one event.
+    family: tuple[str, ...] = ()
 
     @property
     def schema_id(self) -> str:
@@ -291,6 +294,7 @@ def _compile(document: Mapping[str, Any], registry: Registry[Any]) -> RecordSche
         splits=splits,
         rules=tuple(document.get("x-rules", ())),
         raw=document,
+        family=tuple(document.get("x-family", ())),
         registry=registry,
     )
     _check_declarations(schema)
@@ -303,6 +307,7 @@ def _check_declarations(schema: RecordSchema) -> None:
     named = [*schema.natural_key, schema.wilayah_field, *schema.required]
     named += [f for split in schema.splits for f in split.fields]
     named += [schema.subject] if schema.subject else []
+    named += list(schema.family)
     named += [schema.event_date] if schema.event_date else []
     for rule in schema.rules:
         named += [v for k, v in rule.items() if k != "rule" and isinstance(v, str)]

@@ -6,6 +6,8 @@
 | `HUB_DATABASE_URL`  | `sqlite:///<data_dir>/hub.db` | SQLite (embedded) or PostgreSQL          |
 | `HUB_DATA_KEY`      | unset                         | base64 of the 32-byte master key for PII |
 | `HUB_DATA_KEY_FILE` | `<data_dir>/hub.key`          | key file read (or generated) otherwise   |
+| `HUB_ROUTES`        | `./routes.yaml` if it exists  | connectors and routes; none: no delivery |
+| `HUB_REDIS_URL`     | unset                         | shared rate limits and quotas (scaled out)|
 
 ```python
 settings = Settings.from_env()
@@ -43,6 +45,8 @@ class Settings:
     data_dir: Path
     data_key: Secret | None
     data_key_file: Path
+    routes_path: Path | None = None
+    redis_url: str | None = None
 
     @classmethod
     def from_env(
@@ -69,7 +73,12 @@ class Settings:
             data_key = Secret(raw_key)
         key_file = get("HUB_DATA_KEY_FILE")
         data_key_file = _path("HUB_DATA_KEY_FILE", key_file) if key_file else data_dir / "hub.key"
-        return cls(database_url, data_dir, data_key, data_key_file)
+        routes = get("HUB_ROUTES")
+        routes_path = _path("HUB_ROUTES", routes) if routes else _existing(Path("routes.yaml"))
+        redis_url = get("HUB_REDIS_URL")
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("HUB_REDIS_URL must start with redis://, rediss:// or unix://")
+        return cls(database_url, data_dir, data_key, data_key_file, routes_path, redis_url)
 
     @property
     def embedded(self) -> bool:
@@ -80,7 +89,9 @@ class Settings:
         url = sa.make_url(self.database_url).render_as_string(hide_password=True)
         return (
             f"Settings(database_url={url!r}, data_dir={str(self.data_dir)!r}, "
-            f"data_key={self.data_key!r}, data_key_file={str(self.data_key_file)!r})"
+            f"data_key={self.data_key!r}, data_key_file={str(self.data_key_file)!r}, "
+            f"routes_path={self.routes_path and str(self.routes_path)!r}, "
+            f"redis={'set' if self.redis_url else None})"
         )
 
 
@@ -107,3 +118,7 @@ def _path(variable: str, value: str) -> Path:
     if "\x00" in value:
         raise ConfigError(f"{variable} is not a valid path")
     return Path(value).expanduser().resolve()
+
+
+def _existing(path: Path) -> Path | None:
+    return path.resolve() if path.is_file() else None

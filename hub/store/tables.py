@@ -62,6 +62,13 @@ records = sa.Table(
     sa.Column("content_hash", sa.LargeBinary(32), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # Where the record is on its way out (routes.yaml): the route, the index of its current
+    # step, flags raised by verification (JSON list of codes) and the reason, in Indonesian,
+    # of a verify_failed / rejected / dead state. Never PII.
+    sa.Column("route", sa.String(60), nullable=True),
+    sa.Column("step", sa.Integer, nullable=True),
+    sa.Column("flags", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
     # Natural keys are digests in a domain of their own per record type, so the key alone
     # is unique; a narrower index makes every insert cheaper.
     sa.UniqueConstraint("natural_key"),
@@ -143,6 +150,10 @@ audit_head = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 
+# One message for one connector: a verification of a record (`kind` verify) or its delivery
+# (`kind` deliver). Written in the same transaction as the record's state change (the
+# transactional outbox); the dispatcher claims due rows, leases them (`lease_until`) and
+# records the outcome. A message never leaves before `next_attempt_at`.
 outbox = sa.Table(
     "outbox",
     metadata,
@@ -150,15 +161,53 @@ outbox = sa.Table(
     sa.Column("record_id", sa.ForeignKey("records.id"), nullable=False, index=True),
     sa.Column("record_version", sa.Integer, nullable=False),
     sa.Column("connector", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),  # verify | deliver
+    sa.Column("step", sa.Integer, nullable=False),  # index of the route step that queued it
+    sa.Column("correction", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("idempotency_key", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),  # queued | in_flight | delivered | dead
+    # Rows of one family move share a group key (a blind index); when first claimed they get
+    # one event key, and are sent (and retried) together as one event under that key.
+    sa.Column("group_key", sa.LargeBinary(32), nullable=True),
+    sa.Column("event_key", sa.String(64), nullable=True, index=True),
+    # queued | in_flight | done | dead | superseded
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", Timestamp, nullable=False),
-    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("lease_until", Timestamp, nullable=True),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("last_code", sa.String(20), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),  # a summary without PII
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("done_at", Timestamp, nullable=True),
     sa.UniqueConstraint("connector", "idempotency_key"),
-    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_due", "connector", "status", "next_attempt_at"),
+)
+
+# Answers of a verifier, keyed by a blind index of the request (NIK and elements), so a NIK
+# is not asked twice within `cache_ttl`. Answers hold codes and verdicts only, never PII.
+verify_cache = sa.Table(
+    "verify_cache",
+    metadata,
+    sa.Column("connector", sa.String(40), primary_key=True),
+    sa.Column("request_bi", sa.LargeBinary(32), primary_key=True),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+)
+
+# What every dispatcher process knows about a connector: stopped by a fatal answer (until an
+# admin resumes it), paused until a quota reset or an opening hour, quota left, breaker state.
+connector_state = sa.Table(
+    "connector_state",
+    metadata,
+    sa.Column("connector", sa.String(40), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),  # running | paused | stopped
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("paused_until", Timestamp, nullable=True),
+    sa.Column("quota_left", sa.Integer, nullable=True),
+    sa.Column("quota_resets_at", Timestamp, nullable=True),
+    sa.Column("breaker", sa.Text, nullable=True),  # JSON snapshot of this process's breaker
+    sa.Column("updated_at", Timestamp, nullable=False),
 )
 
 bookmarks = sa.Table(
