@@ -78,7 +78,9 @@ def backoff(policy: RetryPolicy, attempt: int) -> float:
     """Seconds before attempt `attempt + 1`, by tenacity's exponential backoff with jitter."""
     state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
     state.attempt_number = attempt
-    wait = wait_exponential_jitter(initial=policy.initial, max=policy.maximum, jitter=policy.jitter)
+    wait = wait_exponential_jitter(
+        multiplier=policy.initial, max=policy.maximum, jitter=policy.jitter
+    )
     return float(wait(state))
 
 
@@ -149,7 +151,7 @@ class Dispatcher:
     ) -> None:
         self.hub = hub
         self.routes = routes
-        self.flow = Flow(routes, hub.schemas, hub.protector, hub.messages)
+        self.flow = Flow(routes, hub.schemas, hub.protector, hub.messages, now=now)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.redis_url = redis_url if redis_url is not None else hub.settings.redis_url
         self.redis_prefix = redis_prefix
@@ -256,7 +258,12 @@ class Dispatcher:
         horizon = utc_timestamp(self.now() + dt.timedelta(seconds=self.poll_interval))
         if any(lane.pending for lane in self._lanes.values()):
             return False
-        running = [n for n, lane in self._lanes.items() if lane.stopped is None]
+        now = self.now()
+        running = [  # a stopped or paused connector has nothing due until somebody acts
+            name
+            for name, lane in self._lanes.items()
+            if lane.stopped is None and not (lane.paused_until and lane.paused_until > now)
+        ]
         with self.hub.engine.connect() as conn:
             busy = conn.execute(
                 sa.select(sa.func.count())
@@ -353,22 +360,26 @@ class Dispatcher:
 
     async def _process(self, lane: Lane, job: list[Any]) -> None:
         async with lane.slots:
-            started = time.perf_counter()
             try:
-                if job[0].kind == "verify":
-                    await self._verify(lane, job[0])
-                else:
-                    await self._deliver(lane, job)
-                self.stats.counts["done"] += 1
-            except _Defer as defer:
-                self.stats.counts["deferred"] += 1
-                await asyncio.to_thread(self._put_back, job, defer.until, defer.reason)
-            except DeliveryError as exc:
-                latency = (time.perf_counter() - started) * 1000
-                await asyncio.to_thread(self._failed, lane, job, exc, latency)
+                await self._attempt(lane, job)
             except Exception:  # a bug must not kill the lane; the lease brings the job back
                 log.exception("dispatching outbox %s failed unexpectedly", [r.id for r in job])
                 self.stats.counts["crashed"] += 1
+
+    async def _attempt(self, lane: Lane, job: list[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            if job[0].kind == "verify":
+                await self._verify(lane, job[0])
+            else:
+                await self._deliver(lane, job)
+            self.stats.counts["done"] += 1
+        except _Defer as defer:
+            self.stats.counts["deferred"] += 1
+            await asyncio.to_thread(self._put_back, job, defer.until, defer.reason)
+        except DeliveryError as exc:
+            latency = (time.perf_counter() - started) * 1000
+            await asyncio.to_thread(self._failed, lane, job, exc, latency)
 
     async def _call(self, lane: Lane, send: Callable[[], Awaitable[T]]) -> tuple[T, float]:
         """Run one remote call inside the lane's limits; returns (answer, latency in ms)."""
@@ -436,14 +447,17 @@ class Dispatcher:
             return
         answers: list[tuple[Any, VerifyAnswer | None]] = []
         calls: list[dict[str, Any]] = []
+        schema = self.hub.schemas.get(row.record_type, row.schema_version)
+        failed = False
         for subject in step.subjects:
             nik = values.get(subject.nik)
-            if nik is None:
+            if nik is None or failed:  # once one NIK fails, the rest need not spend quota
                 answers.append((subject, None))
                 continue
             elements = wire_elements(str(nik), subject.elements, values)
             answer, call = await self._ask(lane, verifier, elements)
             answers.append((subject, answer))
+            failed = self.flow.judge(schema, step, subject, answer)[0] == "verify_failed"
             if call is not None:
                 calls.append(call)
         await asyncio.to_thread(self._finish_verify, lane, message, answers, calls)
@@ -468,16 +482,18 @@ class Dispatcher:
         lane.inflight_answers[request] = future
         try:
             answer, latency = await self._call(lane, lambda: verifier.verify(elements))
+            if answer.quota_left is not None and lane.quota is not None:
+                await lane.quota.set_remaining(answer.quota_left)
+            await asyncio.to_thread(self._remember, lane, request, answer)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: nobody else may be waiting
             raise
+        else:
+            future.set_result(answer)
         finally:
+            # Only now: until the answer is in the cache, others wait for this call.
             lane.inflight_answers.pop(request, None)
-        future.set_result(answer)
-        if answer.quota_left is not None and lane.quota is not None:
-            await lane.quota.set_remaining(answer.quota_left)
-        await asyncio.to_thread(self._remember, lane, request, answer)
         self.stats.counts["verify_call"] += 1
         return answer, {"code": answer.code, "latency_ms": round(latency, 1)}
 

@@ -19,9 +19,10 @@ verification and waits; `approve` waits for the kecamatan (or passes at once whe
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -148,7 +149,10 @@ class Flow:
         schemas: SchemaRegistry,
         protector: DataProtector,
         messages: Messages,
+        *,
+        now: Callable[[], dt.datetime] | None = None,
     ) -> None:
+        self.now = now or (lambda: dt.datetime.now(dt.UTC))
         self.routes = routes
         self.schemas = schemas
         self.protector = protector
@@ -209,7 +213,7 @@ class Flow:
         return counts
 
     def _enter(self, conn: sa.Connection, rows: Sequence[Any]) -> dict[str, int]:
-        now = utc_timestamp()
+        now = utc_timestamp(self.now())
         counts: Counter[str] = Counter()
         updates: list[dict[str, Any]] = []
         messages: list[tuple[Any, ...]] = []
@@ -356,13 +360,13 @@ class Flow:
         for subject, answer in answers:
             if answer is None:
                 continue
-            action, reason = self._judge(schema, step, subject, answer)
+            action, reason = self.judge(schema, step, subject, answer)
             codes[subject.nik] = answer.code
             if action == "flag":
                 flags.append(f"{subject.nik}:{answer.code}")
             elif action == "verify_failed":
                 reasons.append(reason)
-        now = utc_timestamp()
+        now = utc_timestamp(self.now())
         if reasons:
             placement = Placement("verify_failed", message.step)
         else:
@@ -400,9 +404,11 @@ class Flow:
         )
         return placement.status
 
-    def _judge(
+    def judge(
         self, schema: RecordSchema, step: VerifyStep, subject: VerifySubject, answer: VerifyAnswer
     ) -> tuple[Action, str]:
+        """What one answer means for the record under `step`: the action and, for a
+        failure or flag, the reason in Indonesian."""
         spec = schema.fields.get(subject.nik)
         label = spec.title if spec else subject.nik
         if answer.code == "00":
@@ -452,7 +458,7 @@ class Flow:
                 sa.select(*_RECORD_COLUMNS).where(records.c.id.in_(record_ids))
             ).all()
         }
-        now = utc_timestamp()
+        now = utc_timestamp(self.now())
         for record_id in record_ids:
             row = rows.get(record_id)
             if row is None:
@@ -497,7 +503,7 @@ class Flow:
     def delivery_settled(self, conn: sa.Connection, record_ids: Iterable[int]) -> None:
         """After deliveries finished: a record whose every delivery of its current version is
         done becomes `delivered`; one with a dead delivery becomes `dead`."""
-        now = utc_timestamp()
+        now = utc_timestamp(self.now())
         for record_id in set(record_ids):
             row = self._current(conn, record_id)
             if row.status not in {"queued", "dead"}:
@@ -533,7 +539,7 @@ class Flow:
                 records.c.version == message.record_version,
                 records.c.status == "verifying",
             )
-            .values(status="dead", reason=reason, updated_at=utc_timestamp())
+            .values(status="dead", reason=reason, updated_at=utc_timestamp(self.now()))
         )
 
     def revived(self, conn: sa.Connection, message: Any) -> None:
@@ -546,7 +552,7 @@ class Flow:
                 records.c.version == message.record_version,
                 records.c.status == "dead",
             )
-            .values(status=status, reason=None, updated_at=utc_timestamp())
+            .values(status=status, reason=None, updated_at=utc_timestamp(self.now()))
         )
 
     def _current(self, conn: sa.Connection, record_id: int) -> Any:

@@ -15,9 +15,9 @@ from hub.routes import read_yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 SANDBOX_ENV: Mapping[str, str] = {
-    "HUB_DUKCAPIL_ID_LEMBAGA": "LEMBAGA-SANDBOX",
+    "HUB_DUKCAPIL_ID_LEMBAGA": "SANDBOX-LAMPID",
     "HUB_DUKCAPIL_USER": "sandbox",
-    "HUB_DUKCAPIL_PASSWORD": "sandbox-password",
+    "HUB_DUKCAPIL_PASSWORD": "sandbox-secret",
     "HUB_DUKCAPIL_IP": "127.0.0.1",
     "HUB_SIAK_CLIENT_ID": "hub-sandbox",
     "HUB_SIAK_CLIENT_SECRET": "sandbox-secret",

@@ -60,8 +60,8 @@ becomes 3.
 | no_skpwni | NO_SKPWNI | text | datang |
 | tanggal_pindah | TGL_PINDAH | date | pindah |
 | tanggal_datang | TGL_DATANG | date | datang |
-| nik_pelapor, nama_pelapor | NIK_PELAPOR, NAMA_PELAPOR | nik, text | all (HEADER) |
-| tanggal_lapor | TGL_LAPOR | date | all (HEADER) |
+| nik_pelapor, nama_pelapor | NIK_PELAPOR, NAMA_PELAPOR | nik, text | all (HEADER; moves: DETAIL) |
+| tanggal_lapor | TGL_LAPOR | date | all (HEADER; moves: DETAIL) |
 
 `REQUIRED` lists what the receiving side insists on per event (the simulator answers 422
 without it) and `wire_identity` names one person-effect (a birth by mother, date and birth
@@ -208,10 +208,13 @@ _REPORTER: Final = (
     ("nama_pelapor", "NAMA_PELAPOR", _text),
     ("tanggal_lapor", "TGL_LAPOR", _date),
 )
+# One person of a family move. The reporter is per person: members of one move may be
+# reported by different people, and nothing reported may be dropped.
 _PERSON: Final = _table(
     ("nik", "NIK", _nik),
     ("nama_lengkap", "NAMA_LGKP", _text),
     ("shdk", "STAT_HBKEL", _integer),
+    *_REPORTER,
 )
 
 #: record type -> wire EVENT name.
@@ -279,7 +282,6 @@ _HEADER: Final[Mapping[str, tuple[Column, ...]]] = {
         ("klasifikasi_pindah", "KLASIFIKASI_PINDAH", _integer),
         ("jenis_kepindahan", "JENIS_KEPINDAHAN", _integer),
         ("tanggal_pindah", "TGL_PINDAH", _date),
-        *_REPORTER,
     ),
     "datang": _table(
         ("no_kk", "NO_KK", _nik),
@@ -291,7 +293,6 @@ _HEADER: Final[Mapping[str, tuple[Column, ...]]] = {
         ("rw", "NO_RW_TUJUAN", _integer),
         ("klasifikasi_pindah", "KLASIFIKASI_PINDAH", _integer),
         ("tanggal_datang", "TGL_DATANG", _date),
-        *_REPORTER,
     ),
 }
 _DETAIL: Final[Mapping[str, tuple[Column, ...]]] = {"pindah": _PERSON, "datang": _PERSON}

@@ -195,14 +195,16 @@ def test_pindah_family_of_three_is_one_header_and_three_details() -> None:
         "KLASIFIKASI_PINDAH": 5,
         "JENIS_KEPINDAHAN": 2,
         "TGL_PINDAH": "01-09-2025",
+    }
+    reporter = {
         "NIK_PELAPOR": 3273011708880003,
         "NAMA_PELAPOR": "Budi Santoso",
         "TGL_LAPOR": "25-08-2025",
     }
     assert wire["DETAIL"] == [
-        {"NIK": 3273011708880003, "NAMA_LGKP": "Budi Santoso", "STAT_HBKEL": 1},
-        {"NIK": 3273015708900002, "NAMA_LGKP": "Siti Aminah", "STAT_HBKEL": 3},
-        {"NIK": 3273015708150004, "NAMA_LGKP": "Ayu Lestari", "STAT_HBKEL": 4},
+        {"NIK": 3273011708880003, "NAMA_LGKP": "Budi Santoso", "STAT_HBKEL": 1, **reporter},
+        {"NIK": 3273015708900002, "NAMA_LGKP": "Siti Aminah", "STAT_HBKEL": 3, **reporter},
+        {"NIK": 3273015708150004, "NAMA_LGKP": "Ayu Lestari", "STAT_HBKEL": 4, **reporter},
     ]
     assert validate_body(wire) == []
     identities = {wire_identity("PINDAH", {**wire["HEADER"], **row}) for row in wire["DETAIL"]}
