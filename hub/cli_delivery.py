@@ -336,4 +336,80 @@ def dlq_replay(
         raise SystemExit(EXIT_INVALID)
 
 
-COMMANDS: Sequence[click.Command] = (check, worker, approve, outbox, dlq)
+# ------------------------------------------------------------------ simulators
+
+
+def _span(text: str, parse: Any, what: str) -> tuple[Any, Any]:
+    first, sep, second = text.partition("-")
+    try:
+        if not sep:
+            raise ValueError(text)
+        return parse(first.strip()), parse(second.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"expected {what}, e.g. {'06:00-22:00' if parse is _clock else '0.05-0.2'}"
+        ) from None
+
+
+def _clock(text: str) -> dt.time:
+    return dt.time.fromisoformat(text)
+
+
+@click.command()
+@click.argument("system", type=click.Choice(["dukcapil", "siak"]))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), help="default 8701 dukcapil, 8702 siak")
+@click.option("--seed", type=int, default=1, show_default=True, help="population and failures")
+@click.option("--latency", default=None, help="answer time range in seconds, e.g. 0.05-0.2")
+@click.option("--fail-5xx", type=click.FloatRange(0, 1), default=0.0, help="share answered 503")
+@click.option("--fail-timeout", type=click.FloatRange(0, 1), default=0.0, help="share that stall")
+@click.option("--fail-reset", type=click.FloatRange(0, 1), default=0.0, help="share cut mid-answer")
+@click.option("--timeout-delay", type=click.FloatRange(0), default=15.0, show_default=True)
+@click.option("--rate-limit", type=click.FloatRange(0), default=0.0, help="requests/s; above: 429")
+@click.option("--quota", type=click.IntRange(0), default=None, help="calls per day")
+@click.option("--hours", default=None, help="allowed hours in WIB, e.g. 06:00-22:00")
+@click.option("--population", type=click.IntRange(1), default=2000, show_default=True,
+              help="dukcapil: people in the register")  # fmt: skip
+def simulate(
+    system: str,
+    host: str,
+    port: int | None,
+    seed: int,
+    latency: str | None,
+    fail_5xx: float,
+    fail_timeout: float,
+    fail_reset: float,
+    timeout_delay: float,
+    rate_limit: float,
+    quota: int | None,
+    hours: str | None,
+    population: int,
+) -> None:
+    """Run a SANDBOX of Dukcapil or SIAK for demos and tests (never the real service)."""
+    options: dict[str, Any] = {
+        "seed": seed,
+        "fail_5xx": fail_5xx,
+        "fail_timeout": fail_timeout,
+        "fail_reset": fail_reset,
+        "timeout_delay": timeout_delay,
+        "rate_limit": rate_limit,
+        "daily_quota": quota,
+        "allowed_hours": _span(hours, _clock, "HH:MM-HH:MM") if hours else None,
+    }
+    if latency:
+        options["latency"] = _span(latency, float, "MIN-MAX seconds")
+    if system == "dukcapil":
+        from adapters.dukcapil import simulator as dukcapil
+
+        click.echo(f"Dukcapil SANDBOX on http://{host}:{port or 8701}")
+        dukcapil.serve(
+            dukcapil.SimulatorOptions(population_size=population, **options), host, port or 8701
+        )
+    else:
+        from adapters.siak import simulator as siak
+
+        click.echo(f"SIAK SANDBOX on http://{host}:{port or 8702}")
+        siak.serve(siak.SimulatorOptions(**options), host, port or 8702)
+
+
+COMMANDS: Sequence[click.Command] = (check, worker, approve, outbox, dlq, simulate)

@@ -61,8 +61,9 @@ log = logging.getLogger("hub.dispatcher")
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
 
-#: How long a claimed message stays ours beyond the connector's timeout.
-LEASE_MARGIN: Final = 60.0
+#: A claimed message stays ours for three connector timeouts plus this margin (waits for a
+#: slot and for the rate limit included); after a crash, another worker takes it over then.
+LEASE_MARGIN: Final = 10.0
 #: A stopped or paused connector is looked at again after this many seconds.
 STATE_POLL: Final = 2.0
 #: Requests leave this much under the configured rate, so that network jitter cannot bunch
