@@ -286,7 +286,7 @@ class Dispatcher:
         job (a list of rows) is one event."""
         now = self.now()
         stamp = utc_timestamp(now)
-        lease = utc_timestamp(now + dt.timedelta(seconds=lane.config.timeout * 2 + LEASE_MARGIN))
+        lease = utc_timestamp(now + dt.timedelta(seconds=lane.config.timeout * 3 + LEASE_MARGIN))
         due_clause = sa.or_(
             sa.and_(outbox.c.status == "queued", outbox.c.next_attempt_at <= stamp),
             sa.and_(outbox.c.status == "in_flight", outbox.c.lease_until < stamp),
