@@ -9,6 +9,7 @@ wrong on purpose, so the demo shows every kind of answer an operator gets.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from openpyxl.styles import Font
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from hub.context import Hub
+from hub.settings import Settings
 
 KELURAHAN = "32.73.01.1001"  # Sukarasa, Kecamatan Sukasari, Kota Bandung
 
@@ -148,8 +152,22 @@ def write_pindah_csv(path: Path) -> Path:
 
 
 def run_demo(directory: Path) -> None:
-    """Write the sample files, validate one with a report, ingest all twice, print a summary."""
-    from hub.context import Hub
+    """Write the sample files, validate one with a report, ingest all twice, then verify,
+    approve and deliver them through both sandboxes; print what happened."""
+    from hub.demo_delivery import ROUTES, deliver, sandboxes
+
+    with sandboxes() as (dukcapil_url, siak_url):
+        settings = dataclasses.replace(Settings.from_env(), routes_path=ROUTES)
+        hub = Hub.open(settings)
+        try:
+            console = _ingest(hub, directory)
+            deliver(hub, console, dukcapil_url, siak_url)
+        finally:
+            hub.close()
+
+
+def _ingest(hub: Hub, directory: Path) -> Console:
+    """Parts 1 and 2: a dry-run validation with the operator's report, and two ingests."""
     from hub.pipeline import file_sha256, run_batch, source_for
     from hub.report import write_report
 
@@ -159,57 +177,54 @@ def run_demo(directory: Path) -> None:
         "kematian": write_kematian_csv(directory / "kematian_juli_2025.csv"),
         "pindah": write_pindah_csv(directory / "pindah_agustus_2025.csv"),
     }
-    hub = Hub.open()
     console.print(
         f"[bold]LAMPID Hub demo[/] - store {hub.settings.database_url}, kelurahan {KELURAHAN}"
     )
     if hub.key_generated:
         console.print(f"  new data key written to {hub.settings.data_key_file}")
-    try:
-        report_path = directory / "kelahiran_juli_2025.laporan.xlsx"
-        checked = run_batch(
-            hub, source_for(files["kelahiran"]), "kelahiran", scope=KELURAHAN, dry_run=True
-        )
-        write_report(
-            report_path,
-            checked.issues,
-            source_rows=source_for(files["kelahiran"]).read(),
-            summary={k: v for k, v in checked.as_dict().items() if k != "issues"},
-        )
-        counts = checked.counts
+    report_path = directory / "kelahiran_juli_2025.laporan.xlsx"
+    checked = run_batch(
+        hub, source_for(files["kelahiran"]), "kelahiran", scope=KELURAHAN, dry_run=True
+    )
+    write_report(
+        report_path,
+        checked.issues,
+        source_rows=source_for(files["kelahiran"]).read(),
+        summary={k: v for k, v in checked.as_dict().items() if k != "issues"},
+    )
+    counts = checked.counts
+    console.print(
+        f"\n[bold]1. hub validate[/] {files['kelahiran'].name}: "
+        f"{counts.invalid} of {counts.rows} rows need fixing"
+    )
+    for issue in checked.issues[:12]:
+        colour = "red" if issue.severity == "error" else "yellow"
+        where = escape(f"baris {issue.row} {issue.column or ''}")
         console.print(
-            f"\n[bold]1. hub validate[/] {files['kelahiran'].name}: "
-            f"{counts.invalid} of {counts.rows} rows need fixing"
+            f"   [{colour}]{where}[/] {escape(f'[{issue.code}]')} {escape(issue.message)}"
         )
-        for issue in checked.issues[:12]:
-            colour = "red" if issue.severity == "error" else "yellow"
-            where = escape(f"baris {issue.row} {issue.column or ''}")
-            console.print(
-                f"   [{colour}]{where}[/] {escape(f'[{issue.code}]')} {escape(issue.message)}"
-            )
-        console.print(f"   annotated workbook for the operator: {report_path}")
+    console.print(f"   annotated workbook for the operator: {report_path}")
 
-        table = Table(title="\n2. hub ingest (twice: the second run changes nothing)")
-        for column in ("run", "file", "type", "rows", "valid", "invalid", "duplicates", "warnings"):
-            table.add_column(column)
-        for run in (1, 2):
-            for record_type, path in files.items():
-                result = run_batch(
-                    hub,
-                    source_for(path),
-                    record_type,
-                    scope=KELURAHAN,
-                    file_name=path.name,
-                    sha256=file_sha256(path),
-                    actor="demo",
-                )
-                c = result.counts
-                table.add_row(
-                    str(run),
-                    path.name,
-                    record_type,
-                    *(str(n) for n in (c.rows, c.valid, c.invalid, c.duplicates, c.warnings)),
-                )
-        console.print(table)
-    finally:
-        hub.close()
+    table = Table(title="\n2. hub ingest (twice: the second run changes nothing)")
+    for column in ("run", "file", "type", "rows", "valid", "invalid", "duplicates", "warnings"):
+        table.add_column(column)
+    for run in (1, 2):
+        for record_type, path in files.items():
+            result = run_batch(
+                hub,
+                source_for(path),
+                record_type,
+                scope=KELURAHAN,
+                file_name=path.name,
+                sha256=file_sha256(path),
+                actor="demo",
+            )
+            c = result.counts
+            table.add_row(
+                str(run),
+                path.name,
+                record_type,
+                *(str(n) for n in (c.rows, c.valid, c.invalid, c.duplicates, c.warnings)),
+            )
+    console.print(table)
+    return console

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from adapters.base import Connector, Deliverer, OutboundEvent, Verifier, VerifyAnswer
+from hub.answers import AnswerCache
 from hub.audit import AuditLog, utc_timestamp
 from hub.breaker import CircuitBreaker
 from hub.connectors import build_connector, wire_elements
@@ -54,7 +55,7 @@ from hub.errors import (
 from hub.flow import Flow, event_key
 from hub.limits import DailyQuota, RateLimiter, build_daily_quota, build_rate_limiter
 from hub.routes import ConnectorConfig, DeliverStep, RetryPolicy, RoutesConfig, VerifyStep
-from hub.store.tables import connector_state, outbox, verify_cache
+from hub.store.tables import connector_state, outbox
 
 log = logging.getLogger("hub.dispatcher")
 
@@ -118,7 +119,7 @@ class Lane:
     paused_until: dt.datetime | None = None
     stopped: str | None = None
     pending: set[asyncio.Task[None]] = field(default_factory=set)
-    inflight_answers: dict[bytes, asyncio.Future[VerifyAnswer]] = field(default_factory=dict)
+    inflight_answers: dict[bytes, asyncio.Future[None]] = field(default_factory=dict)
     state_written_at: float = 0.0
 
     @property
@@ -212,6 +213,7 @@ class Dispatcher:
                     self.redis_prefix,
                     now=self.now,
                 )
+                await self._restore_quota(name, quota)
             policy = config.circuit_breaker
             self._lanes[name] = Lane(
                 config=config,
@@ -221,6 +223,19 @@ class Dispatcher:
                 breaker=CircuitBreaker(policy.failure_threshold, policy.reset_after),
                 slots=asyncio.Semaphore(config.concurrency),
             )
+
+    async def _restore_quota(self, name: str, quota: DailyQuota) -> None:
+        """Carry today's count over from the last run (an in-process quota starts full)."""
+        with self.hub.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(connector_state.c.quota_left, connector_state.c.quota_resets_at).where(
+                    connector_state.c.connector == name
+                )
+            ).one_or_none()
+        if row is None or row.quota_left is None or row.quota_resets_at is None:
+            return
+        if row.quota_resets_at == utc_timestamp(quota.resets_at()):  # the same quota day
+            await quota.set_remaining(row.quota_left)
 
     async def _close(self) -> None:
         for lane in self._lanes.values():
@@ -466,64 +481,29 @@ class Dispatcher:
     async def _ask(
         self, lane: Lane, verifier: Verifier, elements: Mapping[str, str]
     ) -> tuple[VerifyAnswer, dict[str, Any] | None]:
-        """One NIK's answer: from the cache, from a call already on its way, or asked now."""
-        request = self.hub.protector.blind_index(
-            orjson.dumps(dict(elements), option=orjson.OPT_SORT_KEYS).decode(),
-            f"verify:{lane.name}",
-        )
-        cached = await asyncio.to_thread(self._cached, lane.name, request)
-        if cached is not None:
-            self.stats.counts["cache_hit"] += 1
-            return cached, None
-        waiting = lane.inflight_answers.get(request)
-        if waiting is not None:
-            self.stats.counts["cache_hit"] += 1
-            return await asyncio.shield(waiting), None
-        future: asyncio.Future[VerifyAnswer] = asyncio.get_running_loop().create_future()
-        lane.inflight_answers[request] = future
+        """One NIK's answer: from the cache, or asked now. Questions about one NIK take turns
+        in this process, so a second one finds the first's answer in the cache."""
+        cache = AnswerCache(self.hub.engine, self.hub.protector, lane.name)
+        request = cache.key(elements["NIK"])
+        while (waiting := lane.inflight_answers.get(request)) is not None:
+            await asyncio.shield(waiting)
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lane.inflight_answers[request] = turn
         try:
+            cached = await asyncio.to_thread(cache.lookup, elements, self.now())
+            if cached is not None:
+                self.stats.counts["cache_hit"] += 1
+                return cached, None
             answer, latency = await self._call(lane, lambda: verifier.verify(elements))
             if answer.quota_left is not None and lane.quota is not None:
                 await lane.quota.set_remaining(answer.quota_left)
-            await asyncio.to_thread(self._remember, lane, request, answer)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: nobody else may be waiting
-            raise
-        else:
-            future.set_result(answer)
+            ttl = lane.config.cache_ttl
+            await asyncio.to_thread(cache.remember, elements, answer, self.now(), ttl)
         finally:
-            # Only now: until the answer is in the cache, others wait for this call.
             lane.inflight_answers.pop(request, None)
+            turn.set_result(None)
         self.stats.counts["verify_call"] += 1
         return answer, {"code": answer.code, "latency_ms": round(latency, 1)}
-
-    def _cached(self, connector: str, request: bytes) -> VerifyAnswer | None:
-        stamp = utc_timestamp(self.now())
-        with self.hub.engine.connect() as conn:
-            text = conn.execute(
-                sa.select(verify_cache.c.answer).where(
-                    verify_cache.c.connector == connector,
-                    verify_cache.c.request_bi == request,
-                    verify_cache.c.expires_at > stamp,
-                )
-            ).scalar_one_or_none()
-        return _answer_from_json(text) if text is not None else None
-
-    def _remember(self, lane: Lane, request: bytes, answer: VerifyAnswer) -> None:
-        expires = utc_timestamp(self.now() + dt.timedelta(seconds=lane.config.cache_ttl))
-        text = _answer_to_json(answer)
-        with self.hub.engine.begin() as conn:
-            conn.execute(
-                verify_cache.delete().where(
-                    verify_cache.c.connector == lane.name, verify_cache.c.request_bi == request
-                )
-            )
-            conn.execute(
-                verify_cache.insert().values(
-                    connector=lane.name, request_bi=request, answer=text, expires_at=expires
-                )
-            )
 
     def _finish_verify(
         self,
@@ -836,23 +816,6 @@ def _summary(exc: DeliveryError) -> str:
     if exc.response:
         text = f"{text} ({exc.response})"
     return text[:500]
-
-
-def _answer_to_json(answer: VerifyAnswer) -> str:
-    return orjson.dumps(
-        {
-            "code": answer.code,
-            "verdicts": {k: [v.match, v.score] for k, v in answer.verdicts.items()},
-        }
-    ).decode()
-
-
-def _answer_from_json(text: str) -> VerifyAnswer:
-    from adapters.base import FieldVerdict
-
-    data = orjson.loads(text)
-    verdicts = {k: FieldVerdict(bool(v[0]), v[1]) for k, v in data["verdicts"].items()}
-    return VerifyAnswer(code=data["code"], verdicts=verdicts)
 
 
 def _tomorrow(now: dt.datetime) -> dt.datetime:

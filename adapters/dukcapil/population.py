@@ -268,3 +268,27 @@ def index_by_nik(people: Sequence[Person]) -> Mapping[str, list[Person]]:
     for person in people:
         found.setdefault(person.nik, []).append(person)
     return found
+
+
+def person_from_nik(
+    nik: str,
+    nama: str,
+    no_kk: str,
+    kode_wilayah: str = "32.73.01.1001",
+    *,
+    status: Status = "hidup",
+    tempat_lahir: str = "BANDUNG",
+    alamat: str = "-",
+) -> Person:
+    """A resident whose birth date and sex are read from the NIK itself (sandbox fixtures:
+    the demo's people, test data). Names are stored upper-case, as SIAK does."""
+    if not is_valid_nik(nik):
+        raise ValueError("not a valid NIK")
+    day, month, yy = int(nik[6:8]), int(nik[8:10]), int(nik[10:12])
+    gender: Literal["L", "P"] = "P" if day > 40 else "L"
+    year = 2000 + yy if 2000 + yy <= REFERENCE_DATE.year else 1900 + yy
+    born = dt.date(year, month, day - 40 if day > 40 else day)
+    return Person(
+        nik, no_kk, nama.upper(), tempat_lahir, born, gender, alamat.upper(), "001", "001",
+        kode_wilayah, status,
+    )  # fmt: skip
