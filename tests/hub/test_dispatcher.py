@@ -364,3 +364,66 @@ def test_a_family_move_is_one_event_with_only_the_allowed_fields(settings, tmp_p
         assert asked <= {"NIK", "NAMA_LGKP", "NO_KK", "USER_ID", "PASSWORD", "IP_USER", "TRESHOLD"}
     finally:
         hub.close()
+
+
+# Every RESPONSE_CODE of the Dukcapil table, end to end: what happens to the record and to
+# the connector. (record status, connector state, outbox status, attempts counted)
+CODE_OUTCOMES = {
+    "03": ("verifying", "stopped", "queued", 0),
+    "04": ("verifying", "stopped", "queued", 0),
+    "05": ("verifying", "paused", "queued", 0),
+    "06": ("verifying", "paused", "queued", 0),
+    "07": ("dead", "running", "dead", 1),
+    "08": ("verify_failed", "running", "done", 1),
+    "09": ("verifying", "stopped", "queued", 0),
+    "10": ("verifying", "stopped", "queued", 0),
+    "11": ("pending_approval", "running", "done", 1),
+    "12": ("pending_approval", "running", "done", 1),
+    "13": ("verify_failed", "running", "done", 1),
+    "14": ("pending_approval", "running", "done", 1),
+    "15": ("verify_failed", "running", "done", 1),
+    "16": ("verifying", "stopped", "queued", 0),
+    "17": ("verifying", "stopped", "queued", 0),
+}
+
+
+@pytest.mark.parametrize("code", sorted(CODE_OUTCOMES))
+def test_each_dukcapil_response_code(settings, tmp_path, monkeypatch, code):
+    import httpx2
+
+    from adapters.dukcapil.client import DukcapilVerifier
+    from adapters.dukcapil.wire import make_page
+
+    hub = hub_with(settings, tmp_path, monkeypatch, None)
+    try:
+        ingest(hub, tmp_path, KELAHIRAN_HEADER, births(1, **{"NIK Ayah": ""}), "kelahiran")
+
+        def answer(request: httpx2.Request) -> httpx2.Response:
+            return httpx2.Response(200, json=make_page({"RESPON": "x", "RESPONSE_CODE": code}, 9))
+
+        sandbox = Sandbox(hub.routes)
+        connectors = sandbox.connectors()
+        config = hub.routes.connectors["dukcapil"].as_adapter_config()
+        connectors["dukcapil"] = DukcapilVerifier(config, transport=httpx2.MockTransport(answer))
+
+        async def main() -> None:
+            dispatcher = Dispatcher(hub, hub.routes, connectors=connectors, poll_interval=0.05)
+            await asyncio.wait_for(dispatcher.run(until_idle=True), timeout=30)
+            for connector in connectors.values():
+                await connector.aclose()
+
+        asyncio.run(main())
+        with hub.engine.connect() as conn:
+            message = conn.execute(sa.select(outbox).where(outbox.c.kind == "verify")).one()
+            (state,) = [s for s in ops.status(conn) if s.connector == "dukcapil"]
+        expected = CODE_OUTCOMES[code]
+        assert (statuses(hub)[0], state.state, message.status, message.attempts) == expected
+        if expected[0] == "verify_failed":
+            assert f"(kode {code})" in _reason(hub)
+    finally:
+        hub.close()
+
+
+def _reason(hub: Hub) -> str:
+    with hub.engine.connect() as conn:
+        return str(conn.execute(sa.select(records.c.reason)).scalar_one())
