@@ -205,7 +205,7 @@ def outbox_status(output: str) -> None:
             r.breaker or "-",
             "-" if r.quota_left is None else str(r.quota_left),
         )
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
 
 
 @outbox.command("resume")
