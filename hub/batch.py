@@ -22,6 +22,7 @@ from hub.crypto import DataProtector
 from hub.layout import TableLayout
 from hub.records import Issue, Outcome, Severity
 from hub.schemas import RecordSchema
+from hub.stats import Move, count_moves
 from hub.store import bulk_insert
 from hub.store.tables import record_history, records, row_issues
 from hub.validate import RecordValidator, RowResult
@@ -230,6 +231,7 @@ class BatchWriter:
             )
         if self.conn is not None and not self.dry_run and inserts:
             bulk_insert(self.conn, records, RECORD_COLUMNS, inserts)
+            count_moves(self.conn, (Move(r[0], r[4], r[5], None, r[6]) for r in inserts))
         self._count(results, outcomes)
         self._store_issues([*extra_issues, *(issue for r in results for issue in r.issues)])
         return outcomes
@@ -404,6 +406,13 @@ class BatchWriter:
         )
         row.pop("created_at")
         self.conn.execute(records.update().where(records.c.id == held.id).values(**row))
+        count_moves(
+            self.conn,
+            [
+                Move(old.record_type, old.kode_wilayah, old.event_date, old.status, None),
+                Move(old.record_type, row["kode_wilayah"], row["event_date"], None, row["status"]),
+            ],
+        )
 
     def _store_issues(self, issues: Sequence[Issue]) -> None:
         if self.conn is None or self.dry_run or not issues or self.batch_id is None:

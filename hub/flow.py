@@ -36,6 +36,7 @@ from hub.errors import RoutingError
 from hub.messages import Messages
 from hub.routes import ApproveStep, DeliverStep, Route, RoutesConfig, VerifyStep, VerifySubject
 from hub.schemas import RecordSchema, SchemaRegistry
+from hub.stats import Move, count_moves
 from hub.store import bulk_insert
 from hub.store.tables import outbox, records
 
@@ -67,6 +68,7 @@ _RECORD_COLUMNS: Final = (
     records.c.schema_version,
     records.c.natural_key,
     records.c.kode_wilayah,
+    records.c.event_date,
     records.c.status,
     records.c.version,
     records.c.route,
@@ -242,6 +244,8 @@ class Flow:
             )
         self._update(conn, updates)
         bulk_insert(conn, outbox, OUTBOX_COLUMNS, messages)
+        by_id = {row.id: row for row in rows}
+        count_moves(conn, (_move(by_id[u["_id"]], u["status"]) for u in updates))
         return dict(counts)
 
     def _update(self, conn: sa.Connection, updates: list[dict[str, Any]]) -> None:
@@ -388,6 +392,7 @@ class Flow:
                 updated_at=now,
             )
         )
+        count_moves(conn, [_move(row, placement.status)])
         AuditLog.record(
             conn,
             actor=actor,
@@ -484,6 +489,7 @@ class Flow:
                 .where(records.c.id == row.id, records.c.status == "pending_approval")
                 .values(status=status, step=step, reason=stored_reason, updated_at=now)
             )
+            count_moves(conn, [_move(row, status)])
             details: dict[str, Any] = {"version": row.version, "status": status}
             if reason:
                 details["reason"] = reason
@@ -529,10 +535,12 @@ class Flow:
                     .where(records.c.id == record_id)
                     .values(status=new, updated_at=now)
                 )
+                count_moves(conn, [_move(row, new)])
 
     def verification_dead(self, conn: sa.Connection, message: Any, reason: str) -> None:
         """A verification that can never be answered: the record is dead until replayed."""
-        conn.execute(
+        row = self._current(conn, message.record_id)
+        moved = conn.execute(
             records.update()
             .where(
                 records.c.id == message.record_id,
@@ -540,12 +548,15 @@ class Flow:
                 records.c.status == "verifying",
             )
             .values(status="dead", reason=reason, updated_at=utc_timestamp(self.now()))
-        )
+        ).rowcount
+        if moved:
+            count_moves(conn, [_move(row, "dead")])
 
     def revived(self, conn: sa.Connection, message: Any) -> None:
         """A dead message was replayed: its record waits for it again."""
         status = "verifying" if message.kind == "verify" else "queued"
-        conn.execute(
+        row = self._current(conn, message.record_id)
+        moved = conn.execute(
             records.update()
             .where(
                 records.c.id == message.record_id,
@@ -553,10 +564,16 @@ class Flow:
                 records.c.status == "dead",
             )
             .values(status=status, reason=None, updated_at=utc_timestamp(self.now()))
-        )
+        ).rowcount
+        if moved:
+            count_moves(conn, [_move(row, status)])
 
     def _current(self, conn: sa.Connection, record_id: int) -> Any:
         return conn.execute(sa.select(*_RECORD_COLUMNS).where(records.c.id == record_id)).one()
+
+
+def _move(row: Any, new: str) -> Move:
+    return Move(row.record_type, row.kode_wilayah, row.event_date, row.status, new)
 
 
 def _action(text: str) -> Action:

@@ -217,3 +217,84 @@ bookmarks = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
 )
+
+
+# ------------------------------------------------------------------ API: people, systems, keys
+
+# People who log in (portal, scripts): one role and one region each.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(100), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),  # argon2id
+    sa.Column("role", sa.String(20), nullable=False),  # operator | verifikator | admin | auditor
+    sa.Column("wilayah", sa.String(13), nullable=False),  # dotted prefix: their region
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Other agencies' systems: OAuth2 client credentials, scopes and one region each.
+api_clients = sa.Table(
+    "api_clients",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(255), nullable=False),  # argon2id
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),  # space-separated
+    sa.Column("wilayah", sa.String(13), nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# Keys that sign the hub's JWTs. The private JWK is sealed with the data key; retired keys
+# stay published in the JWKS until every token they signed has expired.
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("algorithm", sa.String(10), nullable=False),
+    sa.Column("private_jwk", sa.LargeBinary, nullable=False),  # AES-GCM sealed
+    sa.Column("public_jwk", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("retired_at", Timestamp, nullable=True),
+)
+
+# Answers of `POST /records/{type}` by Idempotency-Key, per caller: the same key and body get
+# the first answer again; the same key with another body is refused.
+api_idempotency = sa.Table(
+    "api_idempotency",
+    metadata,
+    sa.Column("principal", sa.String(120), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.Text, nullable=False),  # JSON, no PII in clear (ids, counts, codes)
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# An uploaded file, sealed, kept for the operator's annotated report.
+batch_files = sa.Table(
+    "batch_files",
+    metadata,
+    sa.Column("batch_id", sa.ForeignKey("batches.id"), primary_key=True),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),  # AES-GCM sealed file bytes
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# The statistics read model: records per type, status, desa/kelurahan and event month, kept
+# up to date in the same transaction as every change of a record's status.
+record_counts = sa.Table(
+    "record_counts",
+    metadata,
+    sa.Column("record_type", sa.String(20), primary_key=True),
+    sa.Column("status", sa.String(20), primary_key=True),
+    sa.Column("kode_wilayah", sa.String(13), primary_key=True),
+    sa.Column("month", sa.String(7), primary_key=True),  # YYYY-MM of the event date, or ""
+    sa.Column("count", sa.Integer, nullable=False),
+)
