@@ -142,3 +142,23 @@ def redis_url() -> str:
 def redis_prefix() -> str:
     """A key prefix of this test's own, so parallel tests never share Redis keys."""
     return f"hubtest:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+def routes_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped routes.yaml with sandbox credentials and quick retries (tests/routing.py)."""
+    from tests.routing import write_routes
+
+    return write_routes(tmp_path / "routes.yaml", monkeypatch)
+
+
+@pytest.fixture
+def routed_hub(settings: Settings, routes_file: Path) -> Iterator[Hub]:
+    """The open hub with routes, on each database."""
+    import dataclasses
+
+    from hub.context import Hub
+
+    opened = Hub.open(dataclasses.replace(settings, routes_path=routes_file))
+    yield opened
+    opened.close()

@@ -1,0 +1,81 @@
+"""Who may do what, where: every handler asks here before it reads or writes.
+
+```python
+caller = require(request, "records:write")          # 401 without a valid token, 403 without scope
+require_region(request, caller, record.kode_wilayah)  # 403 outside the caller's region
+```
+A refusal (403) is audited (`access.denied`, with the route's path template, never the URL:
+paths such as `/nik/{nik}/verify` carry personal data).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from hub.api.errors import ApiError
+from hub.api.principal import Principal
+from hub.audit import AuditLog
+from hub.context import Hub
+
+
+def hub_of(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def authenticated(request: Request) -> Principal:
+    """The caller of a request with a valid bearer token; 401 otherwise."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a bearer token is required",
+            headers={"WWW-Authenticate": 'Bearer realm="lampid-hub"'},
+        )
+    principal: Principal = request.app.state.tokens.verify(token.strip())
+    request.state.principal = principal
+    return principal
+
+
+def require(request: Request, scope: str) -> Principal:
+    """The caller, if their role or registration grants `scope`; 403 (audited) otherwise."""
+    principal = authenticated(request)
+    if not principal.may(scope):
+        deny(request, principal, "scope", {"scope": scope})
+    limiter = getattr(request.app.state, "caller_limits", None)
+    if limiter is not None:
+        limiter.check(request, principal)
+    return principal
+
+
+def require_region(request: Request, principal: Principal, kode: str) -> None:
+    """403 (audited) unless `kode` lies in the caller's region."""
+    if not principal.covers(kode):
+        deny(request, principal, "wilayah", {"wilayah": kode})
+
+
+def deny(request: Request, principal: Principal, why: str, details: dict[str, Any]) -> None:
+    """Audit the refusal, then answer 403."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or "?"
+    hub = hub_of(request)
+    with hub.engine.begin() as conn:
+        AuditLog.record(
+            conn,
+            actor=principal.subject,
+            action="access.denied",
+            entity_type="api",
+            entity_id=f"{request.method} {path}"[:64],
+            details={"reason": why, "role": principal.role, "own": principal.wilayah, **details},
+        )
+    message = (
+        "this region is outside yours" if why == "wilayah" else "your access does not allow this"
+    )
+    raise ApiError(403, "forbidden", message, {"reason": why, **details})

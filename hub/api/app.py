@@ -1,0 +1,141 @@
+"""The API application: `create_app(hub)` is what `hub serve` runs.
+
+```
+/api/v1/...                 the versioned API (hub/api/<area>.py, each with `routes`)
+/oauth/token                OAuth2 client credentials for systems
+/.well-known/jwks.json      the public keys of the hub's tokens
+/openapi.json, /docs        the API description and an offline page
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Mount
+
+from hub.api import auth_routes, batches, catalog, health, operations, records, stats
+from hub.api.errors import EXCEPTION_HANDLERS, error_response
+from hub.api.tokens import TokenService
+from hub.context import Hub
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Largest request body (an uploaded report), unless HUB_API_MAX_BODY says otherwise.
+MAX_BODY: Final = 50 * 1024 * 1024
+
+SECURITY_HEADERS: Final = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class BodyLimit:
+    """413 for a request body over `limit` bytes, by Content-Length or as it streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "too_large", f"the request is larger than {self.limit // (1024 * 1024)} MB"
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(
+    hub: Hub,
+    *,
+    max_body: int = MAX_BODY,
+    cors_origins: tuple[str, ...] = (),
+    tokens: TokenService | None = None,
+) -> Starlette:
+    """The API on an open hub. CORS is off unless `cors_origins` are given."""
+    api: list[BaseRoute] = [
+        *health.routes,
+        *auth_routes.routes,
+        *batches.routes,
+        *records.routes,
+        *catalog.routes,
+        *stats.routes,
+        *operations.routes,
+    ]
+    middleware = [Middleware(SecurityHeaders), Middleware(BodyLimit, limit=max_body)]
+    if cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            )
+        )
+    app = Starlette(
+        routes=[*auth_routes.root_routes, Mount("/api/v1", routes=api)],
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.state.hub = hub
+    app.state.tokens = tokens or TokenService(hub.engine, hub.protector)
+    return app

@@ -1,0 +1,9 @@
+"""placeholder"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []
+
+root_routes: list[BaseRoute] = []
