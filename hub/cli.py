@@ -307,9 +307,9 @@ def demo(directory: Path) -> None:
         run_demo(directory)
 
 
-from hub.cli_delivery import COMMANDS  # noqa: E402 - registered once `main` exists
+from hub import cli_api, cli_delivery  # noqa: E402 - registered once `main` exists
 
-for _command in COMMANDS:
+for _command in (*cli_delivery.COMMANDS, *cli_api.COMMANDS):
     main.add_command(_command)
 
 
