@@ -307,9 +307,9 @@ def demo(directory: Path) -> None:
         run_demo(directory)
 
 
-from hub import cli_api, cli_delivery  # noqa: E402 - registered once `main` exists
+from hub import cli_accounts, cli_api, cli_delivery  # noqa: E402 - registered once `main` exists
 
-for _command in (*cli_delivery.COMMANDS, *cli_api.COMMANDS):
+for _command in (*cli_delivery.COMMANDS, *cli_api.COMMANDS, *cli_accounts.COMMANDS):
     main.add_command(_command)
 
 

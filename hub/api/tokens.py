@@ -5,7 +5,9 @@ Every token carries `iss`, `aud`, `sub`, `role`, `wilayah`, `scope`, `iat`, `exp
 `alg: none`, an HS256 token made with the public key, a foreign key, a tampered payload or an
 expired token are all refused the same way (401 `invalid_token`). Keys rotate with
 `rotate()`: the new key signs from then on, retired keys stay in the JWKS (and keep verifying)
-for `RETIRED_KEEP` so no valid token is cut short.
+for `RETIRED_KEEP` so no valid token is cut short. Every process reads the keys again at least
+every `REFRESH` seconds (and at once on a token with an unknown `kid`), so a rotation made by
+another process (`hub keys rotate`) is picked up without a restart.
 """
 
 from __future__ import annotations
@@ -24,16 +26,20 @@ from joserfc.jwk import ECKey, KeySet
 
 from hub.api.errors import ApiError
 from hub.api.principal import ROLES, SCOPES, Principal
-from hub.audit import utc_timestamp
+from hub.audit import AuditLog, utc_timestamp
 from hub.crypto import DataProtector
 from hub.store.tables import signing_keys
 
 ALGORITHM: Final = "ES256"
 ISSUER: Final = "lampid-hub"
 AUDIENCE: Final = "lampid-hub-api"
-#: The longest a token lives; retired keys are published this long after retirement.
+#: The longest a token lives, in seconds.
 MAX_TTL: Final = 3600
-RETIRED_KEEP: Final = dt.timedelta(seconds=MAX_TTL)
+#: Seconds a process signs with the keys it read before it reads them again.
+REFRESH: Final = 60
+#: Retired keys stay published while a token they signed may still be valid: a process may
+#: sign with a key up to `REFRESH` seconds after another retired it.
+RETIRED_KEEP: Final = dt.timedelta(seconds=MAX_TTL + 2 * REFRESH)
 _AAD: Final = b"signing-key"
 
 
@@ -65,6 +71,7 @@ class TokenService:
         self._lock = threading.Lock()
         self._signing: ECKey | None = None
         self._public: dict[str, ECKey] = {}
+        self._loaded_at = 0.0
 
     # ------------------------------------------------------------------ keys
 
@@ -86,6 +93,12 @@ class TokenService:
         private = self.protector.open_json(newest.private_jwk, _AAD + newest.kid.encode())
         self._signing = ECKey.import_key(private)
         self._public = {r.kid: ECKey.import_key(orjson.loads(r.public_jwk)) for r in rows}
+        self._loaded_at = time.monotonic()
+
+    def _current(self) -> None:
+        """Load the keys if never loaded or read more than `REFRESH` seconds ago (hold the lock)."""
+        if self._signing is None or time.monotonic() - self._loaded_at > REFRESH:
+            self._load()
 
     def _create(self, conn: sa.Connection) -> Any:
         kid = uuid.uuid4().hex
@@ -101,15 +114,28 @@ class TokenService:
         conn.execute(signing_keys.insert().values(**values))
         return conn.execute(sa.select(signing_keys).where(signing_keys.c.kid == kid)).one()
 
-    def rotate(self) -> str:
-        """Start signing with a new key; the old ones retire (still published for a while)."""
+    def rotate(self, *, actor: str = "system") -> str:
+        """Start signing with a new key; the old ones retire (still published for a while).
+
+        Audited (`keys.rotated`, by `actor`) in the same transaction.
+        """
         with self.engine.begin() as conn:
-            conn.execute(
+            retired = conn.execute(
                 signing_keys.update()
                 .where(signing_keys.c.retired_at.is_(None))
                 .values(retired_at=utc_timestamp())
-            )
+                .returning(signing_keys.c.kid)
+            ).scalars()
+            old = sorted(retired)
             kid: str = self._create(conn).kid
+            AuditLog.record(
+                conn,
+                actor=actor,
+                action="keys.rotated",
+                entity_type="signing_key",
+                entity_id=kid,
+                details={"retired": old},
+            )
         with self._lock:
             self._load()
         return kid
@@ -117,8 +143,7 @@ class TokenService:
     def jwks(self) -> dict[str, Any]:
         """The public keys, for `/.well-known/jwks.json`."""
         with self._lock:
-            if self._signing is None:
-                self._load()
+            self._current()
             keys = [key.as_dict(private=False) for key in self._public.values()]
         for key in keys:
             key.setdefault("alg", ALGORITHM)
@@ -130,8 +155,7 @@ class TokenService:
     def issue(self, principal: Principal, ttl: int = 900) -> str:
         """A signed token for `principal`, valid `ttl` seconds (at most `MAX_TTL`)."""
         with self._lock:
-            if self._signing is None:
-                self._load()
+            self._current()
             key = self._signing
         assert key is not None
         now = int(time.time())
@@ -181,6 +205,7 @@ class TokenService:
 
     def _public_key(self, kid: str) -> ECKey:
         with self._lock:
+            self._current()
             key = self._public.get(kid)
             if key is None:  # another process may have rotated: look again, once
                 self._load()
