@@ -142,8 +142,13 @@ def run_batch(
     file_name: str = "",
     sha256: str | None = None,
     progress: Callable[[int], None] | None = None,
+    batch_id: int | None = None,
 ) -> BatchReport:
-    """Validate one input and, unless `dry_run`, store its outcome."""
+    """Validate one input and, unless `dry_run`, store its outcome.
+
+    `batch_id` names a batch row created beforehand (status `queued`, e.g. by an upload that
+    answers before processing): it is filled instead of a new one being inserted.
+    """
     schema = hub.schemas.get(record_type)
     validator = RecordValidator(schema, regions=hub.regions, messages=hub.messages, scope=scope)
     skipped: list[str] = []
@@ -186,11 +191,22 @@ def run_batch(
     }
     routes = hub.routes  # an invalid routes.yaml stops here, before anything is stored
     routed: dict[str, int] = {}
+    given_id = batch_id
+    if given_id is not None:
+        with hub.engine.begin() as conn:  # visible as `processing` while the batch runs
+            conn.execute(
+                batches.update()
+                .where(batches.c.id == given_id)
+                .values(status="processing", **_refill(batch_values))
+            )
     try:
         with hub.engine.begin() as conn:
-            batch_id = conn.execute(
-                batches.insert().values(status="processing", **batch_values).returning(batches.c.id)
-            ).scalar_one()
+            if batch_id is None:
+                batch_id = conn.execute(
+                    batches.insert()
+                    .values(status="processing", **batch_values)
+                    .returning(batches.c.id)
+                ).scalar_one()
             writer = BatchWriter(schema, validator, hub.protector, conn, batch_id=batch_id)
             process(writer)
             counts = writer.counts
@@ -218,19 +234,32 @@ def run_batch(
                 flow = Flow(routes, hub.schemas, hub.protector, hub.messages)
                 routed = flow.start_batch(conn, batch_id, actor=actor)
     except HubError as exc:
-        _record_failure(hub, batch_values, exc)
+        _record_failure(hub, batch_values, exc, given_id)
         raise
     return BatchReport(name, record_type, counts, issues, batch_id, skipped, routed)
 
 
-def _record_failure(hub: Hub, batch_values: dict[str, Any], exc: HubError) -> None:
+def _refill(batch_values: dict[str, Any]) -> dict[str, Any]:
+    """What a batch created beforehand takes from this run: not its creation time."""
+    return {k: v for k, v in batch_values.items() if k != "created_at"}
+
+
+def _record_failure(
+    hub: Hub, batch_values: dict[str, Any], exc: HubError, batch_id: int | None = None
+) -> None:
     """Nothing of the input was kept; leave a failed batch and its audit event behind."""
+    failed = {"status": "failed", "error": str(exc)[:2000], "finished_at": utc_now()}
     with hub.engine.begin() as conn:
-        batch_id = conn.execute(
-            batches.insert()
-            .values(status="failed", error=str(exc)[:2000], finished_at=utc_now(), **batch_values)
-            .returning(batches.c.id)
-        ).scalar_one()
+        if batch_id is not None:
+            conn.execute(
+                batches.update()
+                .where(batches.c.id == batch_id)
+                .values(**failed, **_refill(batch_values))
+            )
+        else:
+            batch_id = conn.execute(
+                batches.insert().values(**failed, **batch_values).returning(batches.c.id)
+            ).scalar_one()
         AuditLog.record(
             conn,
             actor=batch_values["actor"],
