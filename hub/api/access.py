@@ -10,14 +10,17 @@ paths such as `/nik/{nik}/verify` carry personal data).
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Final
 
+import sqlalchemy as sa
 from starlette.requests import Request
 
 from hub.api.errors import ApiError
 from hub.api.principal import Principal
 from hub.audit import AuditLog
 from hub.context import Hub
+from hub.store.tables import api_clients, users
 
 
 def hub_of(request: Request) -> Hub:
@@ -40,8 +43,45 @@ def authenticated(request: Request) -> Principal:
             headers={"WWW-Authenticate": 'Bearer realm="lampid-hub"'},
         )
     principal: Principal = request.app.state.tokens.verify(token.strip())
+    if not _still_active(request, principal):
+        raise ApiError(
+            401,
+            "invalid_token",
+            "the account of this token is disabled or revoked",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     request.state.principal = principal
     return principal
+
+
+#: How long a "this account is still active" answer is trusted per process.
+ACTIVE_TTL: Final = 15.0
+
+
+def _still_active(request: Request, principal: Principal) -> bool:
+    """False once the user is disabled or the client revoked (seen within `ACTIVE_TTL`),
+    so a token stops working long before it expires."""
+    cache: dict[str, tuple[float, bool]] = request.app.state.__dict__.setdefault(
+        "active_accounts", {}
+    )
+    now = time.monotonic()
+    known = cache.get(principal.subject)
+    if known is not None and now - known[0] < ACTIVE_TTL:
+        return known[1]
+    kind, _, name = principal.subject.partition(":")
+    if kind == "user":
+        query = sa.select(users.c.disabled).where(users.c.username == name)
+    elif kind == "client":
+        query = sa.select(api_clients.c.revoked_at.is_not(None)).where(
+            api_clients.c.client_id == name
+        )
+    else:
+        return False
+    with hub_of(request).engine.connect() as conn:
+        blocked = conn.execute(query).scalar_one_or_none()
+    active = not blocked  # tokens the hub issued for no stored account (scripts) stay valid
+    cache[principal.subject] = (now, active)
+    return active
 
 
 def require(request: Request, scope: str) -> Principal:

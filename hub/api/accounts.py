@@ -287,7 +287,7 @@ def list_users(conn: sa.Connection) -> list[UserInfo]:
 def disable_user(conn: sa.Connection, username: str, *, actor: str) -> bool:
     """Stop an account from logging in (audited `user.disabled`); False if it already was.
 
-    Tokens already issued stay valid until they expire (at most `tokens.MAX_TTL`).
+    Tokens already issued stop working within `access.ACTIVE_TTL` seconds.
     """
     row = conn.execute(sa.select(users).where(users.c.username == username)).first()
     if row is None:
@@ -461,7 +461,7 @@ def list_clients(conn: sa.Connection) -> list[ClientInfo]:
 def revoke_client(conn: sa.Connection, client_id: str, *, actor: str) -> bool:
     """Refuse the client from now on (audited `client.revoked`); False if it already was.
 
-    Tokens already issued stay valid until they expire (at most `tokens.MAX_TTL`).
+    Tokens already issued stop working within `access.ACTIVE_TTL` seconds.
     """
     row = conn.execute(sa.select(api_clients).where(api_clients.c.client_id == client_id)).first()
     if row is None:
