@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from starlette.applications import Starlette
@@ -18,8 +19,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount
 
-from hub.api import auth_routes, batches, catalog, health, operations, records, stats
+from hub.api import auth_routes, batches, catalog, health, openapi, operations, records, stats
 from hub.api.errors import EXCEPTION_HANDLERS, error_response
+from hub.api.limits import DEFAULT_POLICY, CallerLimits, LimitPolicy, RateLimitHeaders
 from hub.api.tokens import TokenService
 from hub.context import Hub
 
@@ -104,14 +106,28 @@ class _TooLarge(Exception):
     pass
 
 
+#: Every module whose routes the app serves; each describes them in `openapi_paths`.
+API_MODULES: Final = (health, auth_routes, batches, records, catalog, stats, operations, openapi)
+RATE_LIMIT_HEADERS: Final = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+
+
 def create_app(
     hub: Hub,
     *,
     max_body: int = MAX_BODY,
     cors_origins: tuple[str, ...] = (),
     tokens: TokenService | None = None,
+    limits: LimitPolicy | None = DEFAULT_POLICY,
+    limit_overrides: Mapping[str, LimitPolicy] | None = None,
+    caller_limits: CallerLimits | None = None,
 ) -> Starlette:
-    """The API on an open hub. CORS is off unless `cors_origins` are given."""
+    """The API on an open hub. CORS is off unless `cors_origins` are given.
+
+    Every caller is limited by `limits` (requests per second, burst, per day), or by its
+    entry in `limit_overrides` (by subject, e.g. `client:siak-bandung`); shared through
+    Redis when the hub's settings name one. `limits=None` turns the limits off;
+    `caller_limits` replaces them with a ready-made `CallerLimits`.
+    """
     api: list[BaseRoute] = [
         *health.routes,
         *auth_routes.routes,
@@ -121,7 +137,11 @@ def create_app(
         *stats.routes,
         *operations.routes,
     ]
-    middleware = [Middleware(SecurityHeaders), Middleware(BodyLimit, limit=max_body)]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(BodyLimit, limit=max_body),
+        Middleware(RateLimitHeaders),
+    ]
     if cors_origins:
         middleware.append(
             Middleware(
@@ -129,13 +149,32 @@ def create_app(
                 allow_origins=list(cors_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+                expose_headers=["Retry-After", *RATE_LIMIT_HEADERS],
             )
         )
+    if caller_limits is None and limits is not None:
+        caller_limits = CallerLimits(
+            limits, dict(limit_overrides or {}), redis_url=hub.settings.redis_url
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if caller_limits is not None:
+            caller_limits.close()
+        verifier = getattr(app.state, "nik_verifier", None)
+        if verifier is not None:
+            await verifier.aclose()
+
     app = Starlette(
-        routes=[*auth_routes.root_routes, Mount("/api/v1", routes=api)],
+        routes=[*auth_routes.root_routes, *openapi.routes, Mount("/api/v1", routes=api)],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
     )
     app.state.hub = hub
     app.state.tokens = tokens or TokenService(hub.engine, hub.protector)
+    if caller_limits is not None:
+        app.state.caller_limits = caller_limits
+    app.state.openapi = openapi.build_document(API_MODULES)
     return app

@@ -15,29 +15,49 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 
 from hub.api.app import create_app
+from hub.api.limits import LimitPolicy
 from hub.context import Hub
 from hub.dispatcher import Dispatcher
+from hub.errors import ConfigError
 
 log = logging.getLogger("hub.serve")
+
+
+Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[Any]]
+
+
+def limit_policy(environ: Mapping[str, str] | None = None) -> LimitPolicy:
+    """Per-caller limits from `HUB_API_RATE` (requests/s), `HUB_API_BURST` and
+    `HUB_API_DAILY_QUOTA` (requests per day), each defaulting to `LimitPolicy`'s."""
+    env = os.environ if environ is None else environ
+    default = LimitPolicy()
+    try:
+        rate = float(env.get("HUB_API_RATE") or default.rate)
+        burst = int(env.get("HUB_API_BURST") or max(default.burst, int(rate * 2)))
+        daily = int(env.get("HUB_API_DAILY_QUOTA") or default.daily)
+    except ValueError as exc:
+        raise ConfigError(f"HUB_API_RATE, HUB_API_BURST, HUB_API_DAILY_QUOTA: {exc}") from None
+    return LimitPolicy(rate=rate, burst=burst, daily=daily)
 
 
 def app_from_env() -> Starlette:
     """The app of one server process (granian's factory target)."""
     hub = Hub.open()
-    app = create_app(hub)
+    app = create_app(hub, limits=limit_policy())
     dispatch = os.environ.get("HUB_SERVE_DISPATCHER", "1") != "0" and hub.routes is not None
-    app.router.lifespan_context = _lifespan(hub, dispatch)
+    app.router.lifespan_context = _lifespan(hub, dispatch, app.router.lifespan_context)
     return app
 
 
-def _lifespan(
-    hub: Hub, dispatch: bool
-) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+def _lifespan(hub: Hub, dispatch: bool, inner: Lifespan) -> Lifespan:
+    """The app's own lifespan, with a dispatcher running inside it."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
@@ -45,7 +65,8 @@ def _lifespan(
         if dispatch and hub.routes is not None:
             task = asyncio.create_task(Dispatcher(hub, hub.routes).run(stop=stop))
         try:
-            yield
+            async with inner(app):
+                yield
         finally:
             stop.set()
             if task is not None:
