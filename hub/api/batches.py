@@ -401,6 +401,11 @@ def _batch(hub: Hub, batch_id: int) -> Any:
         return conn.execute(sa.select(batches).where(batches.c.id == batch_id)).one_or_none()
 
 
+#: Batch states that never change again, and how many such batches a process remembers.
+FINISHED: Final = frozenset({"done", "failed"})
+FINISHED_CACHE: Final = 10_000
+
+
 def _batch_view(hub: Hub, batch_id: int) -> tuple[Any, dict[str, Any]] | None:
     """The batch row and what its audit events add: corrected rows, routed records."""
     with hub.engine.connect() as conn:
@@ -435,12 +440,19 @@ async def _visible_batch(request: Request, caller: Principal, batch_id: int) -> 
 async def get_batch(request: Request) -> Response:
     caller = await authorize(request, "batches:read")
     batch_id = path_id(request, "batch_id", "batch")
-    found = await run_in_threadpool(_batch_view, hub_of(request), batch_id)
+    finished: dict[int, Any] = request.app.state.__dict__.setdefault("finished_batches", {})
+    found = finished.get(batch_id)
     if found is None:
-        raise ApiError(404, "not_found", f"batch {batch_id} does not exist")
+        found = await run_in_threadpool(_batch_view, hub_of(request), batch_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"batch {batch_id} does not exist")
+        if found[0].status in FINISHED:  # never changes again: no need to read it twice
+            if len(finished) >= FINISHED_CACHE:
+                finished.clear()
+            finished[batch_id] = found
     row, extra = found
     await guard_region(request, caller, row.kelurahan)
-    base = request.url_for("batches:status", batch_id=batch_id).path
+    base = f"/api/v1/batches/{batch_id}"
     return JSONResponse(
         {
             "batch_id": row.id,

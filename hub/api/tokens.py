@@ -41,6 +41,8 @@ REFRESH: Final = 60
 #: sign with a key up to `REFRESH` seconds after another retired it.
 RETIRED_KEEP: Final = dt.timedelta(seconds=MAX_TTL + 2 * REFRESH)
 _AAD: Final = b"signing-key"
+#: Verified tokens remembered per process (then the memo starts afresh).
+VERIFIED_CACHE: Final = 10_000
 
 
 def _invalid(reason: str) -> ApiError:
@@ -71,6 +73,7 @@ class TokenService:
         self._lock = threading.Lock()
         self._signing: ECKey | None = None
         self._public: dict[str, ECKey] = {}
+        self._verified: dict[str, tuple[Principal, float]] = {}
         self._loaded_at = 0.0
 
     # ------------------------------------------------------------------ keys
@@ -174,7 +177,21 @@ class TokenService:
         return jwt.encode(header, claims, key, algorithms=[ALGORITHM])
 
     def verify(self, token: str) -> Principal:
-        """The principal of a valid token; `ApiError(401)` otherwise."""
+        """The principal of a valid token; `ApiError(401)` otherwise.
+
+        A token already verified is remembered until it expires (bounded to
+        `VERIFIED_CACHE` entries): a client sends the same token with every request, and the
+        signature check is the most expensive step of a small request."""
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jws.extract_compact(token.encode()).protected if token.count(".") == 2 else {}
         except (JoseError, ValueError):
@@ -201,7 +218,7 @@ class TokenService:
         if role not in ROLES or not isinstance(wilayah, str) or not isinstance(scope, str):
             raise _invalid("claims not valid")
         scopes = frozenset(scope.split()) & SCOPES
-        return Principal(str(claims["sub"]), role, wilayah, scopes)
+        return Principal(str(claims["sub"]), role, wilayah, scopes), float(claims["exp"])
 
     def _public_key(self, kid: str) -> ECKey:
         with self._lock:
