@@ -49,7 +49,10 @@ def limit_policy(environ: Mapping[str, str] | None = None) -> LimitPolicy:
 def app_from_env() -> Starlette:
     """The app of one server process (granian's factory target)."""
     hub = Hub.open()
-    app = create_app(hub, limits=limit_policy())
+    origins = tuple(
+        o.strip() for o in os.environ.get("HUB_API_CORS_ORIGINS", "").split(",") if o.strip()
+    )
+    app = create_app(hub, limits=limit_policy(), cors_origins=origins)
     dispatch = os.environ.get("HUB_SERVE_DISPATCHER", "1") != "0" and hub.routes is not None
     app.router.lifespan_context = _lifespan(hub, dispatch, app.router.lifespan_context)
     return app
