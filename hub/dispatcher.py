@@ -36,6 +36,7 @@ from typing import Any, Final, TypeVar
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from adapters.base import Connector, Deliverer, OutboundEvent, Verifier, VerifyAnswer
@@ -789,12 +790,17 @@ class Dispatcher:
 
 
 def _upsert_state(conn: sa.Connection, name: str, **values: Any) -> None:
-    updated = conn.execute(
-        connector_state.update().where(connector_state.c.connector == name).values(**values)
-    ).rowcount
-    if not updated:
-        values.setdefault("state", "running")
-        conn.execute(connector_state.insert().values(connector=name, **values))
+    """Insert or update a connector's state in one statement, so two workers publishing a
+    connector's first state at once cannot both insert."""
+    insert: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
+        connector_state
+    )
+    row = {"connector": name, "state": "running", **values}
+    conn.execute(
+        insert.values(**row).on_conflict_do_update(
+            index_elements=["connector"], set_={k: insert.excluded[k] for k in values}
+        )
+    )
 
 
 def _jobs(rows: Sequence[Any]) -> list[list[Any]]:
