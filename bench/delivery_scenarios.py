@@ -26,6 +26,7 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import statistics
@@ -206,7 +207,7 @@ def ingest(hub: Hub, path: Path, n: int) -> None:
 
 def sim_stats(base_url: str) -> dict[str, Any]:
     """`GET /_sim/stats` of a running simulator."""
-    with urllib.request.urlopen(base_url + "/_sim/stats", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(base_url + "/_sim/stats", timeout=10) as response:
         stats: dict[str, Any] = json.loads(response.read())
     return stats
 
@@ -246,6 +247,29 @@ def postgres_schema(url: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+class _DropInjectedFailures(logging.Filter):
+    """uvicorn logs a traceback for each reset the Dukcapil sandbox injects and for each
+    request whose client went away before its body was read (it gave up on a stall, or was
+    killed); SIAK's sandbox filters its own resets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from starlette.requests import ClientDisconnect
+
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, dukcapil_sim.SimulatedReset | ClientDisconnect)
+
+
+@contextlib.contextmanager
+def quiet_injected_failures() -> Iterator[None]:
+    log = logging.getLogger("uvicorn.error")
+    dropper = _DropInjectedFailures()
+    log.addFilter(dropper)
+    try:
+        yield
+    finally:
+        log.removeFilter(dropper)
+
+
 # ------------------------------------------------------------------------------ the store
 
 
@@ -258,13 +282,13 @@ def _seconds_between(start: str, end: str) -> float:
 def read_store(hub: Hub) -> dict[str, Any]:
     """Statuses, dead letters, audit action counts, the chain, and the latencies."""
     with hub.engine.connect() as conn:
-        statuses = dict(
+        statuses: dict[str, int] = dict(
             conn.execute(
                 sa.select(records.c.status, sa.func.count()).group_by(records.c.status)
             ).all()
         )
         dead = len(ops.dead_letters(conn, limit=1_000_000))
-        audit = dict(
+        audit: dict[str, int] = dict(
             conn.execute(
                 sa.select(audit_events.c.action, sa.func.count()).group_by(audit_events.c.action)
             ).all()
@@ -322,7 +346,7 @@ class Worker:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         argv = [*hub_command(), "worker", *(["--until-idle"] if until_idle else [])]
         with log.open("wb") as handle:
-            process = subprocess.Popen(  # noqa: S603
+            process = subprocess.Popen(
                 argv, env={**clean, **env}, stdout=handle, stderr=subprocess.STDOUT
             )
         return cls(process, log)
@@ -336,7 +360,9 @@ class Worker:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise RuntimeError(f"hub worker still running after {timeout:g} s:\n{self.output()}")
+            raise RuntimeError(
+                f"hub worker still running after {timeout:g} s:\n{self.output()}"
+            ) from None
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -363,21 +389,24 @@ def _wait_until(check: Callable[[], bool], timeout: float, what: str, poll: floa
 
 @dataclass(frozen=True)
 class FaultMix:
-    """Failure injection per simulator request; 429s come on top from the rate limits."""
+    """Failure injection per simulator request, the same on both simulators: 503, stalls
+    beyond the connector timeout and connections cut mid-answer on 26 % of requests, and 429
+    with Retry-After on top whenever arrivals pass the simulators' own limits (SIAK: at most
+    70 in any second; Dukcapil: a bucket of 60/s). About 30 % of all requests fail."""
 
     fail_5xx: float = 0.12
     fail_timeout: float = 0.04
-    fail_reset: float = 0.08
+    fail_reset: float = 0.10
     timeout_delay: float = 1.0  # above the connector timeout
     connector_timeout: float = 0.5
-    siak_rate_limit: float = 0.0  # 0: none
-    dukcapil_rate_limit: float = 0.0
+    siak_rate_limit: float = 70  # 0: none
+    dukcapil_rate_limit: float = 60
     concurrency: int = 16
     max_attempts: int = 25
     latency: tuple[float, float] = (0.0, 0.005)
 
 
-async def drain(hub: Hub, *, poll_interval: float = 0.05, timeout: float = 600.0) -> Counter[str]:
+async def drain(hub: Hub, *, poll_interval: float = 0.05, within: float = 600.0) -> Counter[str]:
     """Run dispatchers until nothing is left to send, including retries due later.
 
     `Dispatcher.run(until_idle=True)` returns once nothing is in flight and nothing is due
@@ -386,7 +415,7 @@ async def drain(hub: Hub, *, poll_interval: float = 0.05, timeout: float = 600.0
     """
     assert hub.routes is not None
     counts: Counter[str] = Counter()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     rounds = 0
     while True:
         rounds += 1
@@ -398,7 +427,7 @@ async def drain(hub: Hub, *, poll_interval: float = 0.05, timeout: float = 600.0
         if wait is None:
             break
         if time.monotonic() + wait > deadline:
-            raise RuntimeError(f"messages still queued after {timeout:g} s")
+            raise RuntimeError(f"messages still queued after {within:g} s")
         await asyncio.sleep(wait)
     counts["rounds"] = rounds
     return counts
@@ -415,25 +444,31 @@ def fault_injection(
     """`n` births ingested as one CSV, verified and delivered by a dispatcher in this process
     against both simulators failing per `mix`; SQLite store."""
     mix = mix or FaultMix()
-    faults = {
-        "fail_5xx": mix.fail_5xx,
-        "fail_timeout": mix.fail_timeout,
-        "fail_reset": mix.fail_reset,
-        "timeout_delay": mix.timeout_delay,
-        "latency": mix.latency,
-        "seed": seed,
-    }
     dukcapil_options = dukcapil_sim.SimulatorOptions(
         population_size=50,
         extra_people=people(n),
         rate_limit=mix.dukcapil_rate_limit,
-        **faults,  # type: ignore[arg-type]
+        fail_5xx=mix.fail_5xx,
+        fail_timeout=mix.fail_timeout,
+        fail_reset=mix.fail_reset,
+        timeout_delay=mix.timeout_delay,
+        latency=mix.latency,
+        seed=seed,
     )
-    siak_options = siak_sim.SimulatorOptions(rate_limit=mix.siak_rate_limit, **faults)  # type: ignore[arg-type]
+    siak_options = siak_sim.SimulatorOptions(
+        rate_limit=mix.siak_rate_limit,
+        fail_5xx=mix.fail_5xx,
+        fail_timeout=mix.fail_timeout,
+        fail_reset=mix.fail_reset,
+        timeout_delay=mix.timeout_delay,
+        latency=mix.latency,
+        seed=seed,
+    )
     retry = {"max_attempts": mix.max_attempts, "initial": 0.05, "maximum": 0.5, "jitter": 0.05}
     common = {"timeout": mix.connector_timeout, "concurrency": mix.concurrency, "retry": retry}
     root.mkdir(parents=True, exist_ok=True)
     with (
+        quiet_injected_failures(),
         dukcapil_sim.running(dukcapil_options) as dukcapil_url,
         siak_sim.running(siak_options) as siak_url,
     ):
@@ -473,7 +508,7 @@ def crash(
     root.mkdir(parents=True, exist_ok=True)
     database_url = database_url or f"sqlite:///{root / 'hub.db'}"
     options = siak_sim.SimulatorOptions(latency=latency, seed=3)
-    with siak_sim.running(options) as siak_url:
+    with quiet_injected_failures(), siak_sim.running(options) as siak_url:
         change = routes_change(siak={"base_url": siak_url, "timeout": 1}, verify=False)
         routes = write_routes(root / "routes.yaml", monkeypatch, change)
         env = hub_env(root, database_url, routes)
@@ -484,23 +519,29 @@ def crash(
             first = Worker.start(env, root / "worker-1.log", until_idle=False)
             target = max(1, int(n * kill_at))
 
+            def in_flight() -> int:
+                with hub.engine.connect() as conn:
+                    return int(
+                        conn.execute(
+                            sa.select(sa.func.count())
+                            .select_from(outbox)
+                            .where(outbox.c.status == "in_flight")
+                        ).scalar_one()
+                    )
+
             def enough() -> bool:
                 if first.process.poll() is not None:
                     raise RuntimeError(f"hub worker exited early:\n{first.output()}")
-                return int(sim_stats(siak_url)["accepted"]) >= target
+                # kill while the worker holds claimed messages: their leases must run out
+                return int(sim_stats(siak_url)["accepted"]) >= target and in_flight() > 0
 
             try:
-                _wait_until(enough, 120, f"SIAK accepted {target}")
+                _wait_until(enough, 120, f"SIAK accepted {target}", poll=0.02)
             finally:
                 first.kill()
             killed_at = time.perf_counter() - started
             accepted_at_kill = int(sim_stats(siak_url)["accepted"])
-            with hub.engine.connect() as conn:
-                orphaned = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(outbox)
-                    .where(outbox.c.status == "in_flight")
-                ).scalar_one()
+            orphaned = in_flight()
             second = Worker.start(env, root / "worker-2.log", until_idle=True)
             code = second.wait(timeout=180)
             if code != 0:

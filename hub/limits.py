@@ -44,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
-from typing import Protocol
+from typing import Final, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redis.asyncio import Redis
@@ -108,6 +108,24 @@ def emission_interval(rate: float, burst: int, headroom: float = 0.0) -> int:
     return math.floor(1_000_000 / (rate * (1.0 - headroom))) + 1
 
 
+#: The most a late grant may take back from the schedule (microseconds), see `catch_up`.
+CATCH_UP_CAP: Final = 10_000
+
+
+def catch_up(rate: float, interval_us: int) -> int:
+    """How far behind "now" the schedule may be and still be kept, in microseconds, so that
+    a grant that woke up late (timer resolution, a Redis round trip) does not push every
+    later slot back. A schedule further behind means the limiter was idle: it starts afresh.
+
+    Grants i < j then satisfy g_j - g_i >= (j - i) * T - tolerance - c, so a closed
+    one-second window holds at most burst + floor((1 s + c) / T) grants. `c` is the largest
+    value (capped at `CATCH_UP_CAP`) that keeps this within ceil(rate) + burst - 1, the bound
+    without catching up. With no headroom (T a hair over 1 / rate) that leaves almost
+    nothing; with the dispatcher's 2 % headroom at 50/s it is the full 10 ms.
+    """
+    return max(0, min(CATCH_UP_CAP, math.ceil(rate) * interval_us - 1_000_000 - 1))
+
+
 class LocalRateLimiter:
     """GCRA in this process: `rate` requests per second sustained, `burst` at once.
 
@@ -134,8 +152,10 @@ class LocalRateLimiter:
     ) -> None:
         self.rate = rate
         self.burst = burst
-        self.interval = emission_interval(rate, burst, headroom) * _MICROSECOND
+        interval_us = emission_interval(rate, burst, headroom)
+        self.interval = interval_us * _MICROSECOND
         self.tolerance = (burst - 1) * self.interval
+        self.catch_up = catch_up(rate, interval_us) * _MICROSECOND
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
@@ -149,7 +169,9 @@ class LocalRateLimiter:
     async def try_acquire(self) -> float:
         """Not queued: a request that may go now is granted even while others wait."""
         now = self._clock()
-        tat = max(self._tat, now)
+        # Idle (the schedule is more than `catch_up` behind): start afresh at now. A little
+        # behind (a late wake-up): keep the schedule, so the lateness is not lost.
+        tat = self._tat if self._tat >= now - self.catch_up else now
         wait = tat - self.tolerance - now
         if wait > 0:
             return wait
@@ -157,7 +179,8 @@ class LocalRateLimiter:
         return 0.0
 
 
-# KEYS[1] the limiter's key; ARGV[1] interval and ARGV[2] tolerance in microseconds.
+# KEYS[1] the limiter's key; ARGV[1] interval, ARGV[2] tolerance, ARGV[3] catch-up, in
+# microseconds.
 # Returns {granted 0/1, wait in microseconds, Redis TIME seconds, Redis TIME microseconds}.
 # TAT is stored with string.format: Lua would write a 16-digit number as "1.7e+15".
 _GCRA_SCRIPT = """
@@ -165,8 +188,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local catch_up = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then
+if tat < now - catch_up then
     tat = now
 end
 local wait = tat - tolerance - now
@@ -174,7 +198,8 @@ if wait > 0 then
     return {0, wait, t[1], t[2]}
 end
 local new_tat = tat + interval
-local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
+-- kept until the schedule could no longer be caught up with: then it means "idle"
+local ttl_ms = math.ceil((new_tat + catch_up - now) / 1000) + 1
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
 return {1, 0, t[1], t[2]}
 """
@@ -214,6 +239,7 @@ class RedisRateLimiter:
         self.burst = burst
         self._interval_us = emission_interval(rate, burst, headroom)
         self._tolerance_us = (burst - 1) * self._interval_us
+        self._catch_up_us = catch_up(rate, self._interval_us)
         self._script = client.register_script(_GCRA_SCRIPT)
         self._sleep = sleep
         self._lock = asyncio.Lock()
@@ -221,7 +247,7 @@ class RedisRateLimiter:
     async def _attempt(self) -> tuple[float, float]:
         """One try: (seconds to wait, 0.0 when granted; Redis time of the decision)."""
         granted, wait_us, seconds, micros = await self._script(
-            keys=[self.key], args=[self._interval_us, self._tolerance_us]
+            keys=[self.key], args=[self._interval_us, self._tolerance_us, self._catch_up_us]
         )
         at = int(seconds) + int(micros) * _MICROSECOND
         return (0.0 if granted else int(wait_us) * _MICROSECOND), at
