@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-ingest bench-delivery bench-api clean
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,16 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -n 2
 
-bench: $(STAMP)
+bench: bench-ingest bench-delivery bench-api
+
+bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
+
+bench-delivery: $(STAMP)
+	$(BIN)/python -m bench.delivery
+
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.api
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
