@@ -132,9 +132,16 @@ async def stats(request: Request) -> Response:
     cached = cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < STATS_TTL:
         return Response(cached[1], media_type="application/json")
-    response = await run_in_threadpool(
-        _answer, hub, region, record_type, status, level, first, last
-    )
+    refreshing: set[Any] = request.app.state.__dict__.setdefault("stats_refreshing", set())
+    if cached is not None and key in refreshing:  # one request refreshes, the rest get the
+        return Response(cached[1], media_type="application/json")  # answer a moment older
+    refreshing.add(key)
+    try:
+        response = await run_in_threadpool(
+            _answer, hub, region, record_type, status, level, first, last
+        )
+    finally:
+        refreshing.discard(key)
     if len(cache) >= _CACHE_SIZE:
         cache.clear()
     cache[key] = (time.monotonic(), bytes(response.body))
