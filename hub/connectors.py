@@ -7,14 +7,13 @@ Strings keep each adapter module unloaded until a route needs it.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx2
 
 from adapters.base import Connector
-from hub.errors import AdapterNotFoundError
+from hub.registry import load_class
 from hub.routes import ConnectorConfig
 
 CONNECTORS: Final[Mapping[str, str]] = {
@@ -27,15 +26,7 @@ _GENDER: Final = {"L": "Laki-Laki", "P": "Perempuan"}
 
 def connector_class(adapter: str) -> type[Connector]:
     """The connector class registered under `adapter`."""
-    try:
-        target = CONNECTORS[adapter]
-    except KeyError:
-        known = ", ".join(sorted(CONNECTORS))
-        raise AdapterNotFoundError(f"no connector named {adapter!r} (known: {known})") from None
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Connector)):
-        raise AdapterNotFoundError(f"{target} is not a Connector")
+    cls: type[Connector] = load_class(CONNECTORS, adapter, Connector, "connector")
     return cls
 
 

@@ -56,6 +56,23 @@ class DeadLetter:
     failed_at: str
     event_key: str | None
 
+    @classmethod
+    def from_row(cls, row: Any) -> DeadLetter:
+        """From an outbox row joined with its record's type."""
+        return cls(
+            id=row.id,
+            connector=row.connector,
+            kind=row.kind,
+            record_id=row.record_id,
+            record_type=row.record_type,
+            record_version=row.record_version,
+            attempts=row.attempts,
+            code=row.last_code,
+            error=row.last_error,
+            failed_at=row.updated_at,
+            event_key=row.event_key,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -122,7 +139,7 @@ def dead_letters(
     )
     if connector:
         query = query.where(outbox.c.connector == connector)
-    return [_dead_letter(row) for row in conn.execute(query)]
+    return [DeadLetter.from_row(row) for row in conn.execute(query)]
 
 
 def dead_letter(conn: sa.Connection, message_id: int) -> DeadLetter | None:
@@ -131,7 +148,7 @@ def dead_letter(conn: sa.Connection, message_id: int) -> DeadLetter | None:
         .join(records, records.c.id == outbox.c.record_id)
         .where(outbox.c.id == message_id, outbox.c.status == "dead")
     ).one_or_none()
-    return _dead_letter(row) if row is not None else None
+    return DeadLetter.from_row(row) if row is not None else None
 
 
 def replay(
@@ -205,22 +222,6 @@ def resume(conn: sa.Connection, connector: str, *, actor: str) -> bool:
         details={"was": row.reason},
     )
     return True
-
-
-def _dead_letter(row: Any) -> DeadLetter:
-    return DeadLetter(
-        id=row.id,
-        connector=row.connector,
-        kind=row.kind,
-        record_id=row.record_id,
-        record_type=row.record_type,
-        record_version=row.record_version,
-        attempts=row.attempts,
-        code=row.last_code,
-        error=row.last_error,
-        failed_at=row.updated_at,
-        event_key=row.event_key,
-    )
 
 
 def _parse(stamp: str) -> dt.datetime:

@@ -190,20 +190,7 @@ def _deliveries(request: Request) -> Response:
 
 
 def _dead_letter(row: Any) -> dict[str, Any]:
-    letter = ops.DeadLetter(
-        id=row.id,
-        connector=row.connector,
-        kind=row.kind,
-        record_id=row.record_id,
-        record_type=row.record_type,
-        record_version=row.record_version,
-        attempts=row.attempts,
-        code=row.last_code,
-        error=row.last_error,
-        failed_at=row.updated_at,
-        event_key=row.event_key,
-    )
-    return {**letter.as_dict(), "kode_wilayah": row.kode_wilayah}
+    return {**ops.DeadLetter.from_row(row).as_dict(), "kode_wilayah": row.kode_wilayah}
 
 
 def _dead_letters(request: Request) -> Response:
