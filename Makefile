@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-ingest bench-delivery bench-api clean
+.PHONY: demo test lint system-packages bench bench-ingest bench-delivery bench-api clean
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check hub adapters tests bench
 	$(BIN)/mypy
 
-test: lint
+system-packages:
+	tools/debian-packages
+
+test: lint system-packages
 	$(BIN)/pytest -n 2
 
 bench: bench-ingest bench-delivery bench-api
