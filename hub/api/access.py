@@ -30,11 +30,12 @@ def hub_of(request: Request) -> Hub:
 
 def authenticated(request: Request) -> Principal:
     """The caller of a request with a valid bearer token; 401 otherwise."""
-    cached = getattr(request.state, "principal", None)
+    state = request.scope.setdefault("state", {})  # `request.state`, without its wrapper
+    cached = state.get("principal")
     if isinstance(cached, Principal):
         return cached
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    header = next((v for k, v in request.scope["headers"] if k == b"authorization"), b"")
+    scheme, _, token = header.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(
             401,
@@ -50,7 +51,7 @@ def authenticated(request: Request) -> Principal:
             "the account of this token is disabled or revoked",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    request.state.principal = principal
+    state["principal"] = principal
     return principal
 
 

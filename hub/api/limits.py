@@ -4,8 +4,8 @@ person (`user:<name>`) or system (`client:<id>`).
 `access.require` calls `CallerLimits.check` once the caller is known and allowed; a caller
 over a limit gets `429 too_many_requests` with `Retry-After` and `RateLimit-Limit`,
 `RateLimit-Remaining`, `RateLimit-Reset` (the window closest to running out: the burst, or
-the day). `RateLimitHeaders` adds the same three headers to every other answer to a limited
-caller.
+the day). `verdict_headers` gives the same three headers for every other answer to a limited
+caller (the API's middleware adds them).
 
 The rate is GCRA, as in `hub.limits` (one theoretical arrival time per caller); the quota
 day starts at `reset_time` in `timezone` (midnight WIB by default). With a Redis URL in the
@@ -62,19 +62,17 @@ class LimitPolicy:
     reset_time: time_of_day = time_of_day(0)
     timezone: str = "Asia/Jakarta"
 
+    #: GCRA emission interval and burst tolerance in microseconds, worked out once.
+    interval_us: int = field(init=False, repr=False, compare=False)
+    tolerance_us: int = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        emission_interval(self.rate, self.burst)  # ConfigError for a bad rate or burst
+        interval = emission_interval(self.rate, self.burst)  # ConfigError for a bad rate/burst
         if isinstance(self.daily, bool) or not isinstance(self.daily, int) or self.daily < 1:
             raise ConfigError(f"daily must be a whole number of at least 1, got {self.daily!r}")
         quota_day(datetime.now(UTC), self.reset_time, self.timezone)  # bad zone or time
-
-    @property
-    def interval_us(self) -> int:
-        return emission_interval(self.rate, self.burst)
-
-    @property
-    def tolerance_us(self) -> int:
-        return (self.burst - 1) * self.interval_us
+        object.__setattr__(self, "interval_us", interval)
+        object.__setattr__(self, "tolerance_us", (self.burst - 1) * interval)
 
 
 DEFAULT_POLICY: Final = LimitPolicy()
@@ -238,6 +236,9 @@ class CallerLimits:
 
     def __post_init__(self) -> None:
         self.local = LocalCounts(self.clock)
+        # Per (reset time, zone): the current quota day and the moment it ends, so that a
+        # request works out the calendar only once a day, not every time.
+        self._days: dict[tuple[time_of_day, str], tuple[str, datetime, datetime]] = {}
         self.shared: RedisCounts | None = None
         if self.redis_url:
             client = redis.Redis.from_url(
@@ -253,9 +254,8 @@ class CallerLimits:
         """Count one request of `subject` and say whether it may go."""
         policy = self.policy_for(subject)
         moment = self.now()
-        day = quota_day(moment, policy.reset_time, policy.timezone)
-        until = next_reset(moment, policy.reset_time, policy.timezone) - moment
-        day_reset_s = max(1, math.ceil(until.total_seconds()))
+        day, resets_at = self._day_of(policy, moment)
+        day_reset_s = max(1, math.ceil((resets_at - moment).total_seconds()))
         if self.shared is not None:
             try:
                 verdict = self.shared.take(subject, policy, day, day_reset_s)
@@ -268,13 +268,25 @@ class CallerLimits:
                 return verdict
         return self.local.take(subject, policy, day, day_reset_s)
 
+    def _day_of(self, policy: LimitPolicy, moment: datetime) -> tuple[str, datetime]:
+        """The quota day `moment` falls in and when it ends; the calendar is worked out again
+        only once that day is over (or the clock went back past when it was worked out)."""
+        calendar = (policy.reset_time, policy.timezone)
+        known = self._days.get(calendar)
+        if known is not None and known[1] <= moment < known[2]:
+            return known[0], known[2]
+        day = quota_day(moment, policy.reset_time, policy.timezone)
+        ends = next_reset(moment, policy.reset_time, policy.timezone)
+        self._days[calendar] = (day, moment, ends)
+        return day, ends
+
     def check(self, request: Request, principal: Principal) -> None:
         """Count the request once (a handler may ask `require` twice); 429 when over."""
-        state = request.state
-        verdict = getattr(state, _STATE_KEY, None)
+        state = request.scope.setdefault("state", {})  # `request.state`, without its wrapper
+        verdict = state.get(_STATE_KEY)
         if not isinstance(verdict, Verdict):
             verdict = self.take(principal.subject)
-            setattr(state, _STATE_KEY, verdict)
+            state[_STATE_KEY] = verdict
         if verdict.allowed:
             return
         window = "daily quota" if verdict.exceeded == "daily" else "rate limit"
@@ -299,28 +311,17 @@ def limit(request: Request, principal: Principal) -> None:
         limiter.check(request, principal)
 
 
-class RateLimitHeaders:
-    """Adds the RateLimit headers of the request's verdict to its answer."""
-
-    def __init__(self, app: Callable[..., Any]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state: dict[str, Any] = scope.setdefault("state", {})
-
-        async def with_headers(message: Message) -> None:
-            verdict = state.get(_STATE_KEY)
-            if message["type"] == "http.response.start" and isinstance(verdict, Verdict):
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [
-                    (name.lower().encode(), value.encode())
-                    for name, value in verdict.headers().items()
-                    if name.lower().encode() not in present
-                ]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+def verdict_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The RateLimit headers (lower-case, encoded) of the request's verdict, if it has one:
+    the API's middleware adds them to the answer."""
+    verdict = scope.get("state", {}).get(_STATE_KEY)
+    if not isinstance(verdict, Verdict):
+        return []
+    headers = [
+        (b"ratelimit-limit", b"%d" % verdict.limit),
+        (b"ratelimit-remaining", b"%d" % verdict.remaining),
+        (b"ratelimit-reset", b"%d" % verdict.reset),
+    ]
+    if not verdict.allowed:
+        headers.append((b"retry-after", b"%d" % verdict.retry_after))
+    return headers

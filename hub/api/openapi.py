@@ -266,7 +266,12 @@ class Param:
 
     def read(self, request: Request) -> Any:
         """The parsed value, None when absent; `ApiError(400)` when it does not parse."""
-        raw = (request.path_params if self.where == "path" else request.query_params).get(self.name)
+        if self.where == "path":
+            raw = request.path_params.get(self.name)
+        elif request.scope.get("query_string"):
+            raw = request.query_params.get(self.name)
+        else:  # no query string at all: the common case, without parsing one
+            raw = None
         if raw is None:
             if self.required:
                 raise bad_parameter(self.name, "is required")

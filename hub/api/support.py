@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from hub.api.access import authenticated, deny, require
 from hub.api.errors import ApiError
+from hub.api.limits import limit
 from hub.api.principal import Principal
 from hub.schemas import RecordSchema
 
@@ -35,7 +36,8 @@ async def authorize(request: Request, scope: str) -> Principal:
     """`access.require`: the caller if they hold `scope`; 403 (audited, in a thread) if not."""
     principal = authenticated(request)
     if principal.may(scope):
-        return require(request, scope)
+        limit(request, principal)
+        return principal
     return await run_in_threadpool(require, request, scope)
 
 
