@@ -50,6 +50,7 @@ from adapters.excel.source import (
 from hub.api.access import hub_of
 from hub.api.errors import ApiError
 from hub.api.principal import Principal
+from hub.api.resume import claimed, still_open
 from hub.api.support import (
     authorize,
     encode_cursor,
@@ -278,33 +279,90 @@ def accept(hub: Hub, upload: Upload) -> int:
     return batch_id
 
 
+@dataclass(frozen=True, slots=True)
+class UploadJob:
+    """What running an accepted upload needs: the batch, its file and who sent it."""
+
+    batch_id: int
+    record_type: str
+    scope: str | None
+    actor: str
+    path: Path
+    name: str
+    sha256: str | None
+
+
 def process(hub: Hub, batch_id: int, upload: Upload) -> None:
-    """Run the pipeline on an accepted upload (a worker thread, after the 202 went out)."""
+    """Run the pipeline on an accepted upload (a worker thread, after the 202 went out),
+    unless another process has taken it up meanwhile (`hub.api.resume`)."""
     staged = upload.staged
+    job = UploadJob(
+        batch_id,
+        upload.record_type,
+        upload.scope,
+        upload.caller.subject[:100],
+        staged.path,
+        staged.name,
+        staged.sha256,
+    )
     try:
-        run_batch(
-            hub,
-            source_for(staged.path),
-            upload.record_type,
-            scope=upload.scope,
-            actor=upload.caller.subject[:100],
-            file_name=staged.name,
-            sha256=staged.sha256,
-            batch_id=batch_id,
-        )
-    except HubError as exc:  # recorded on the batch by run_batch, unless it failed earlier
-        log.info("batch %s failed: %s", batch_id, type(exc).__name__)
-        _fail_if_open(hub, batch_id, str(exc), type(exc).__name__)
-    except Exception:
-        log.exception("batch %s failed unexpectedly", batch_id)
-        _fail_if_open(
-            hub, batch_id, "Terjadi kesalahan internal; unggah ulang berkas ini.", "internal"
-        )
+        with claimed(hub, batch_id) as mine:
+            if mine and still_open(hub, batch_id):
+                run_upload(hub, job)
     finally:
         staged.discard()
 
 
-def _fail_if_open(hub: Hub, batch_id: int, reason: str, error: str) -> None:
+def run_upload(hub: Hub, job: UploadJob) -> None:
+    """Run the pipeline on an accepted upload; the batch ends `done` or `failed`."""
+    try:
+        run_batch(
+            hub,
+            source_for(job.path),
+            job.record_type,
+            scope=job.scope,
+            actor=job.actor,
+            file_name=job.name,
+            sha256=job.sha256,
+            batch_id=job.batch_id,
+        )
+    except HubError as exc:  # recorded on the batch by run_batch, unless it failed earlier
+        log.info("batch %s failed: %s", job.batch_id, type(exc).__name__)
+        fail_if_open(hub, job.batch_id, str(exc), type(exc).__name__)
+    except Exception:
+        log.exception("batch %s failed unexpectedly", job.batch_id)
+        fail_if_open(
+            hub, job.batch_id, "Terjadi kesalahan internal; unggah ulang berkas ini.", "internal"
+        )
+
+
+def unseal_upload(hub: Hub, batch_id: int, directory: Path) -> UploadJob | None:
+    """The accepted upload of `batch_id` written back to `directory` from its sealed copy;
+    None when the batch or its file is gone."""
+    with hub.engine.connect() as conn:
+        found = conn.execute(
+            sa.select(
+                batches.c.record_type,
+                batches.c.kelurahan,
+                batches.c.actor,
+                batches.c.file_sha256,
+                batch_files.c.file_name,
+                batch_files.c.content,
+            )
+            .join(batch_files, batch_files.c.batch_id == batches.c.id)
+            .where(batches.c.id == batch_id)
+        ).one_or_none()
+    if found is None:
+        return None
+    name = safe_name(found.file_name)
+    path = directory / name
+    path.write_bytes(hub.protector.decrypt(found.content, _file_aad(batch_id)))
+    return UploadJob(
+        batch_id, found.record_type, found.kelurahan, found.actor, path, name, found.file_sha256
+    )
+
+
+def fail_if_open(hub: Hub, batch_id: int, reason: str, error: str) -> None:
     """Mark a batch failed when it never got to a final state."""
     try:
         with hub.engine.begin() as conn:

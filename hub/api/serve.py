@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 
 from hub.api.app import create_app
 from hub.api.limits import LimitPolicy
+from hub.api.resume import RESUME_EVERY, resume_uploads
 from hub.context import Hub
 from hub.dispatcher import Dispatcher
 from hub.errors import ConfigError
@@ -64,19 +65,31 @@ def _lifespan(hub: Hub, dispatch: bool, inner: Lifespan) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = None
+        tasks = {"upload resumer": asyncio.create_task(_resume_uploads(hub, stop))}
         if dispatch and hub.routes is not None:
-            task = asyncio.create_task(Dispatcher(hub, hub.routes).run(stop=stop))
+            tasks["dispatcher"] = asyncio.create_task(Dispatcher(hub, hub.routes).run(stop=stop))
         try:
             async with inner(app):
                 yield
         finally:
             stop.set()
-            if task is not None:
+            for name, task in tasks.items():
                 try:
                     await asyncio.wait_for(task, timeout=30)
                 except Exception:
-                    log.exception("dispatcher did not stop cleanly")
+                    log.exception("%s did not stop cleanly", name)
             hub.close()
 
     return lifespan
+
+
+async def _resume_uploads(hub: Hub, stop: asyncio.Event) -> None:
+    """Pick up accepted uploads left unfinished by a stopped process: at start-up, then
+    every `RESUME_EVERY` seconds until `stop` (see `hub.api.resume`)."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(resume_uploads, hub)
+        except Exception:
+            log.exception("resuming unfinished uploads failed; trying again later")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=RESUME_EVERY)
