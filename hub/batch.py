@@ -19,8 +19,9 @@ import orjson
 import sqlalchemy as sa
 
 from hub.crypto import DataProtector
+from hub.custody import SourceSealer
 from hub.layout import TableLayout
-from hub.records import Issue, Outcome, Severity
+from hub.records import Issue, Outcome, RawRow, Severity
 from hub.schemas import RecordSchema
 from hub.stats import Move, count_moves
 from hub.store import bulk_insert
@@ -44,6 +45,7 @@ RECORD_COLUMNS = (
     "content_hash",
     "created_at",
     "updated_at",
+    "source_cells",
 )
 ISSUE_COLUMNS = (
     "batch_id",
@@ -131,6 +133,7 @@ class BatchWriter:
     # Rows that repeated a record held before this batch (not stored again): key -> row.
     _repeats: dict[bytes, int] = field(default_factory=dict)
     _layout: TableLayout | None = None
+    _raw: Sequence[RawRow] = ()
     _pii_names: tuple[str, ...] = ()
     _clear_names: tuple[str, ...] = ()
 
@@ -139,6 +142,7 @@ class BatchWriter:
         self._clear_names = tuple(f for f in self.schema.fields if f not in self._pii_names)
         self._key_domain = f"natural_key:{self.schema.record_type}"
         self._type_bytes = self.schema.record_type.encode()
+        self._sources = SourceSealer(self.protector, self.schema.record_type)
         rules = self.schema.rules
         self._needs_subject = any(rule["rule"] in {"not_deceased", "death_once"} for rule in rules)
         self._death_rule = next((r for r in rules if r["rule"] == "not_deceased"), None)
@@ -209,9 +213,14 @@ class BatchWriter:
         layout: TableLayout | None,
         results: Sequence[RowResult],
         extra_issues: Iterable[Issue] = (),
+        raw: Sequence[RawRow] = (),
     ) -> list[Outcome]:
-        """Decide and persist the outcome of each row of a chunk; the outcomes, in order."""
+        """Decide and persist the outcome of each row of a chunk; the outcomes, in order.
+
+        `raw`, the rows as read (aligned with `results`), are kept sealed with each stored
+        record for its chain of custody."""
         self._layout = layout
+        self._raw = raw
         candidates = [self.encode(i, r.values) for i, r in enumerate(results) if not r.error]
         if self.conn is not None and not self.dry_run:
             self._seen.clear()  # earlier chunks are in the store now
@@ -369,6 +378,7 @@ class BatchWriter:
             encoded.content,
             now,
             now,
+            self._sources.seal(self._layout, self._raw, encoded.index, encoded.key),
         )
 
     def _correct(
@@ -394,6 +404,7 @@ class BatchWriter:
                 data=old.data,
                 pii=old.pii,
                 content_hash=old.content_hash,
+                source_cells=old.source_cells,
                 replaced_at=now,
             )
         )

@@ -23,6 +23,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """LAMPID Hub: births, deaths and moves from regional files to the national systems."""
+    from hub.observe.logs import configure_logging
+    from hub.observe.tracing import setup_tracing
+
+    with handled():
+        configure_logging()
+        setup_tracing()
 
 
 # ------------------------------------------------------------------ validate / ingest
@@ -307,9 +313,15 @@ def demo(directory: Path) -> None:
         run_demo(directory)
 
 
-from hub import cli_accounts, cli_api, cli_delivery  # noqa: E402 - registered once `main` exists
+from hub import cli_accounts, cli_api, cli_custody, cli_delivery, cli_sync  # noqa: E402 - registered once `main` exists
 
-for _command in (*cli_delivery.COMMANDS, *cli_api.COMMANDS, *cli_accounts.COMMANDS):
+for _command in (
+    *cli_delivery.COMMANDS,
+    *cli_api.COMMANDS,
+    *cli_accounts.COMMANDS,
+    *cli_sync.COMMANDS,
+    *cli_custody.COMMANDS,
+):
     main.add_command(_command)
 
 

@@ -197,9 +197,22 @@ def keys() -> None:
 
 @keys.command("rotate")
 @_actor_option
-def keys_rotate(actor: str | None) -> None:
+@click.option(
+    "--pii",
+    is_flag=True,
+    help="rotate the key that seals PII instead: re-encrypts every sealed value in batches "
+    "while the hub runs (run again to resume)",
+)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
+def keys_rotate(actor: str | None, pii: bool, batch_size: int) -> None:
     """Sign with a new key from now on; old keys keep verifying until their tokens expire."""
     from hub.api.tokens import REFRESH, TokenService
+
+    if pii:
+        from hub.cli_custody import rotate_pii
+
+        rotate_pii(_actor(actor), batch_size, 0.0)
+        return
 
     with handled(), _opened() as hub:
         kid = TokenService(hub.engine, hub.protector).rotate(actor=_actor(actor))

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
 from hub.cli_support import handled
+from hub.errors import ConfigError
+from hub.observe.logs import configure_logging
 
 
 @click.command()
@@ -18,6 +23,10 @@ from hub.cli_support import handled
 @click.option("--access-log", is_flag=True, help="log every request (costs throughput)")
 def serve(host: str, port: int, workers: int, no_dispatcher: bool, access_log: bool) -> None:
     """Serve the API on /api/v1 (and send queued messages unless --no-dispatcher)."""
+    with handled():
+        _share_metrics(workers)  # before anything imports prometheus_client
+        configure_logging("INFO")
+
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -36,6 +45,25 @@ def serve(host: str, port: int, workers: int, no_dispatcher: bool, access_log: b
         factory=True,
         log_access=access_log,
     ).serve()
+
+
+def _share_metrics(workers: int) -> None:
+    """Several workers add up their metrics through files in one directory
+    (prometheus-client's multiprocess mode): `PROMETHEUS_MULTIPROC_DIR`, or a new one.
+    Files a previous run left there are removed, as the mode requires."""
+    if workers < 2 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    if "prometheus_client" in sys.modules:
+        raise ConfigError("metrics were set up before the workers could share them")
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        path = Path(directory)
+        if not path.is_dir():
+            raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR {directory!r} is not a directory")
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hub-metrics-")
 
 
 COMMANDS: Sequence[click.Command] = (serve,)

@@ -76,11 +76,21 @@ def check(path: Path | None) -> None:
 
 @click.command()
 @click.option("--until-idle", is_flag=True, help="stop once nothing is due (scripts, demo)")
-def worker(until_idle: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="serve this worker's metrics for Prometheus on this port (/metrics)",
+)
+def worker(until_idle: bool, metrics_port: int | None) -> None:
     """Send queued verifications and deliveries until stopped (SIGINT/SIGTERM)."""
     from hub.dispatcher import Dispatcher
+    from hub.observe.logs import configure_logging
+    from hub.observe.metrics import serve_metrics
 
     with handled():
+        configure_logging("INFO")
+        if metrics_port is not None:
+            serve_metrics(metrics_port)
         hub = _open_with_routes()
         try:
             dispatcher = Dispatcher(hub, hub.routes)

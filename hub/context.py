@@ -7,7 +7,9 @@ from functools import cached_property
 
 import sqlalchemy as sa
 
+from hub.audit import record_config_digest
 from hub.crypto import DataProtector, resolve_data_key
+from hub.keys import attach_key_ring
 from hub.messages import Messages
 from hub.routes import RoutesConfig, load_routes
 from hub.schemas import SchemaRegistry
@@ -43,7 +45,13 @@ class Hub:
         with engine.begin() as conn:
             ensure_demo_loaded(conn)
         key = resolve_data_key(settings)
-        return cls(settings, engine, DataProtector(key.key), key_generated=key.generated)
+        protector = DataProtector(key.key)
+        try:
+            attach_key_ring(engine, protector)  # PII key versions (hub/keys.py)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(settings, engine, protector, key_generated=key.generated)
 
     @cached_property
     def regions(self) -> WilayahIndex:
@@ -58,7 +66,9 @@ class Hub:
         path = self.settings.routes_path
         if path is None:
             return None
-        return load_routes(path, schemas=self.schemas, require_credentials=False)
+        config = load_routes(path, schemas=self.schemas, require_credentials=False)
+        record_config_digest(self.engine, "routes", path)  # audited when it changed
+        return config
 
     def close(self) -> None:
         self.engine.dispose()

@@ -12,9 +12,12 @@ protector.blind_index("3273014101900001", "nik")  # 16 bytes, same input -> same
 ```
 
 Ciphertext layout: `version (1) | key id (1) | nonce (12) | ciphertext + GCM tag (16)`. The two
-header bytes are authenticated with the caller's `aad`; the key id lets a rotated master key
-keep old ciphertexts readable (pass the old keys as `previous`). Blind indexes always use the
-active key: rotating it means recomputing the indexes.
+header bytes are authenticated with the caller's `aad`. The key id is the **key version**:
+version 1 is derived from the master key; `hub keys rotate --pii` (hub/keys.py) adds random
+versions wrapped by the master key (`wrap_key`) and installs them here (`install`), so every
+version keeps opening its ciphertexts while re-encryption runs. Blind indexes stay on their
+own key derived from the master key and are not touched by a rotation (docs/custody.md).
+The hub's Ed25519 audit key (checkpoint signatures) is derived from the master key too.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -33,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -51,6 +57,8 @@ _HEADER_SIZE: Final = 2
 _TAG_SIZE: Final = 16
 _INFO_ENCRYPTION: Final = b"lampid-hub/v1/pii/aes-256-gcm"
 _INFO_BLIND_INDEX: Final = b"lampid-hub/v1/blind-index/blake2b"
+_INFO_KEY_WRAP: Final = b"lampid-hub/v1/pii/key-wrap"
+_INFO_AUDIT_SIGNING: Final = b"lampid-hub/v1/audit/ed25519"
 
 
 class DecryptionError(HubError):
@@ -80,7 +88,18 @@ class DataProtector:
     ```
     """
 
-    __slots__ = ("_blind_base", "_ciphers", "_domains", "_header", "key_id")
+    __slots__ = (
+        "_active",
+        "_blind_base",
+        "_ciphers",
+        "_domains",
+        "_refresh_at",
+        "_refresh_every",
+        "_refresh_lock",
+        "_refresher",
+        "_seeds",
+        "key_id",
+    )
 
     def __init__(
         self, master_key: bytes, *, key_id: int = 1, previous: Mapping[int, bytes] | None = None
@@ -88,14 +107,24 @@ class DataProtector:
         if not 1 <= key_id <= 255:
             raise ValueError("key_id must be 1..255")
         master_key = _check_master_key(master_key)
-        self.key_id = key_id
-        self._header = bytes((FORMAT_VERSION, key_id))
         self._ciphers: dict[int, AESGCM] = {}
         for old_id, old_key in (previous or {}).items():
             if not 1 <= old_id <= 255 or old_id == key_id:
                 raise ValueError(f"previous key id {old_id} must be 1..255 and not {key_id}")
             self._ciphers[old_id] = AESGCM(_derive(_check_master_key(old_key), _INFO_ENCRYPTION))
         self._ciphers[key_id] = AESGCM(_derive(master_key, _INFO_ENCRYPTION))
+        self.key_id = key_id
+        # (header, cipher) of the version that seals, swapped as one so a concurrent
+        # `install` can never pair one version's header with another's key.
+        self._active = (bytes((FORMAT_VERSION, key_id)), self._ciphers[key_id])
+        self._seeds = (
+            _derive(master_key, _INFO_KEY_WRAP),
+            _derive(master_key, _INFO_AUDIT_SIGNING),
+        )
+        self._refresher: Callable[[DataProtector], None] | None = None
+        self._refresh_every = 0.0
+        self._refresh_at = float("inf")
+        self._refresh_lock = threading.Lock()
         blind_key = _derive(master_key, _INFO_BLIND_INDEX)
         self._blind_base = hashlib.blake2b(key=blind_key, digest_size=BLIND_INDEX_SIZE)
         self._domains: dict[str, Any] = {}  # domain -> blake2b state with the domain absorbed
@@ -103,11 +132,74 @@ class DataProtector:
     def __repr__(self) -> str:
         return f"DataProtector(key_id={self.key_id}, keys={sorted(self._ciphers)})"
 
+    # ------------------------------------------------------------------ key versions
+
+    @property
+    def versions(self) -> list[int]:
+        """Every key version this protector can open."""
+        return sorted(self._ciphers)
+
+    def install(self, version: int, key: bytes, *, active: bool = False) -> None:
+        """Add key `version` (a raw 32-byte key, e.g. from `unwrap_key`); `active` seals with it."""
+        if not 1 <= version <= 255:
+            raise ValueError("key version must be 1..255")
+        cipher = self._ciphers.get(version) or AESGCM(_check_master_key(key))
+        self._ciphers[version] = cipher
+        if active:
+            self.activate(version)
+
+    def activate(self, version: int) -> None:
+        """Seal with `version` (already installed) from now on."""
+        self._active = (bytes((FORMAT_VERSION, version)), self._ciphers[version])
+        self.key_id = version
+
+    def wrap_key(self, key: bytes, version: int) -> bytes:
+        """`key` sealed with the master key's wrapping key, bound to its version."""
+        nonce = os.urandom(NONCE_SIZE)
+        aad = b"data-key:%d" % version
+        return nonce + AESGCM(self._seeds[0]).encrypt(nonce, _check_master_key(key), aad)
+
+    def unwrap_key(self, blob: bytes, version: int) -> bytes:
+        """The raw key `wrap_key` sealed; `DecryptionError` with another master key."""
+        try:
+            return AESGCM(self._seeds[0]).decrypt(
+                blob[:NONCE_SIZE], blob[NONCE_SIZE:], b"data-key:%d" % version
+            )
+        except (InvalidTag, ValueError):
+            raise DecryptionError(
+                f"key version {version} cannot be unwrapped: another master key?"
+            ) from None
+
+    def audit_signing_key(self) -> Ed25519PrivateKey:
+        """The hub's Ed25519 key for audit checkpoints, derived from the master key."""
+        return Ed25519PrivateKey.from_private_bytes(self._seeds[1])
+
+    def set_refresher(self, refresher: Callable[[DataProtector], None], every: float) -> None:
+        """Call `refresher(self)` (which installs the stored key versions) at most every
+        `every` seconds before sealing, and at once when a blob names an unknown version:
+        how a rotation started by another process reaches this one without a restart."""
+        self._refresher = refresher
+        self._refresh_every = every
+        self._refresh_at = time.monotonic() + every
+
+    def refresh(self) -> None:
+        """Run the refresher now (no-op without one)."""
+        refresher = self._refresher
+        if refresher is None:
+            return
+        with self._refresh_lock:
+            self._refresh_at = time.monotonic() + self._refresh_every
+            refresher(self)
+
+    # ------------------------------------------------------------------ sealing
+
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt with a fresh random nonce. `aad` binds the blob to its place (table, row)."""
-        header = self._header
+        if time.monotonic() > self._refresh_at:
+            self.refresh()
+        header, cipher = self._active
         nonce = os.urandom(NONCE_SIZE)
-        return header + nonce + self._ciphers[self.key_id].encrypt(nonce, plaintext, header + aad)
+        return header + nonce + cipher.encrypt(nonce, plaintext, header + aad)
 
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
         """Open a blob made by `encrypt` with the same `aad`; raises `DecryptionError` otherwise."""
@@ -116,6 +208,9 @@ class DataProtector:
         if blob[0] != FORMAT_VERSION:
             raise DecryptionError(f"unknown ciphertext format version {blob[0]}")
         cipher = self._ciphers.get(blob[1])
+        if cipher is None and self._refresher is not None:
+            self.refresh()
+            cipher = self._ciphers.get(blob[1])
         if cipher is None:
             raise DecryptionError(f"no key with id {blob[1]} is loaded")
         header = blob[:_HEADER_SIZE]

@@ -36,6 +36,7 @@ from typing import Any, Final, TypeVar
 
 import orjson
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind
 from sqlalchemy.dialects import postgresql, sqlite
 from tenacity import RetryCallState, wait_exponential_jitter
 
@@ -55,6 +56,13 @@ from hub.errors import (
 )
 from hub.flow import Flow, event_key
 from hub.limits import DailyQuota, RateLimiter, build_daily_quota, build_rate_limiter
+from hub.observe.metrics import (
+    BREAKER_OPEN,
+    CONNECTOR_CALLS,
+    CONNECTOR_SECONDS,
+    RATE_LIMIT_WAIT,
+)
+from hub.observe.tracing import span
 from hub.routes import ConnectorConfig, DeliverStep, RetryPolicy, RoutesConfig, VerifyStep
 from hub.store.tables import connector_state, outbox
 
@@ -162,6 +170,8 @@ class Dispatcher:
         self.now = now
         self.stats = DispatchStats()
         self._given = dict(connectors or {})
+        # Field names (never values) of the event being delivered per job, for its audit.
+        self._sent_fields: dict[int, list[str]] = {}
         self._lanes: dict[str, Lane] = {}
         self._redis: Any = None
 
@@ -385,18 +395,29 @@ class Dispatcher:
 
     async def _attempt(self, lane: Lane, job: list[Any]) -> None:
         started = time.perf_counter()
-        try:
-            if job[0].kind == "verify":
-                await self._verify(lane, job[0])
-            else:
-                await self._deliver(lane, job)
-            self.stats.counts["done"] += 1
-        except _Defer as defer:
-            self.stats.counts["deferred"] += 1
-            await asyncio.to_thread(self._put_back, job, defer.until, defer.reason)
-        except DeliveryError as exc:
-            latency = (time.perf_counter() - started) * 1000
-            await asyncio.to_thread(self._failed, lane, job, exc, latency)
+        attributes = {
+            "connector": lane.name,
+            "outbox.kind": job[0].kind,
+            "outbox.id": job[0].id,
+            "outbox.attempt": job[0].attempts + 1,
+            "outbox.messages": len(job),
+        }
+        with span(f"{lane.name} {job[0].kind}", attributes):
+            try:
+                if job[0].kind == "verify":
+                    await self._verify(lane, job[0])
+                else:
+                    await self._deliver(lane, job)
+                self.stats.counts["done"] += 1
+            except _Defer as defer:
+                self.stats.counts["deferred"] += 1
+                CONNECTOR_CALLS.labels(lane.name, job[0].kind, "deferred").inc()
+                await asyncio.to_thread(self._put_back, job, defer.until, defer.reason)
+            except DeliveryError as exc:
+                latency = (time.perf_counter() - started) * 1000
+                await asyncio.to_thread(self._failed, lane, job, exc, latency)
+            finally:
+                BREAKER_OPEN.labels(lane.name).set(1 if lane.breaker.state == "open" else 0)
 
     async def _call(self, lane: Lane, send: Callable[[], Awaitable[T]]) -> tuple[T, float]:
         """Run one remote call inside the lane's limits; returns (answer, latency in ms)."""
@@ -413,10 +434,13 @@ class Dispatcher:
             self._pause(lane, until, "daily quota used up")
             raise _Defer(until, "daily quota used up")
         if lane.limiter is not None:
+            waited = time.perf_counter()
             await lane.limiter.acquire()
+            RATE_LIMIT_WAIT.labels(lane.name).inc(time.perf_counter() - waited)
         started = time.perf_counter()
         try:
-            answer = await send()
+            with span(f"{lane.name} call", {"connector": lane.name}, kind=SpanKind.CLIENT):
+                answer = await send()
         except QuotaExhaustedError:
             if lane.quota is not None:
                 await lane.quota.exhaust()
@@ -443,6 +467,7 @@ class Dispatcher:
         lane.breaker.record_success()
         latency = (time.perf_counter() - started) * 1000
         self.stats.latencies_ms.append(latency)
+        CONNECTOR_SECONDS.labels(lane.name).observe(latency / 1000)
         return answer, latency
 
     def _pause(self, lane: Lane, until: dt.datetime, reason: str) -> None:
@@ -564,6 +589,7 @@ class Dispatcher:
             record_type, version = row.record_type, max(version, row.version)
         if not payloads:
             return None
+        self._sent_fields[first.id] = sorted({name for payload in payloads for name in payload})
         return OutboundEvent(
             record_type=record_type,
             idempotency_key=first.event_key,
@@ -590,8 +616,9 @@ class Dispatcher:
         return row, self.flow.values(row)
 
     def _still_ours(self, conn: sa.Connection, job: Sequence[Any]) -> bool:
-        """True when this worker still holds every message of the job (its lease did not
-        run out and pass the message to another worker)."""
+        """True when this claim still holds every message of the job: its lease did not run
+        out and pass the message to another worker, or to this same worker again (a claim
+        is told apart by its lease, written once per claim)."""
         held = conn.execute(
             sa.select(sa.func.count())
             .select_from(outbox)
@@ -599,6 +626,7 @@ class Dispatcher:
                 outbox.c.id.in_([m.id for m in job]),
                 outbox.c.status == "in_flight",
                 outbox.c.claimed_by == self.worker_id,
+                outbox.c.lease_until == job[0].lease_until,
             )
         ).scalar_one()
         return int(held) == len(job)
@@ -626,6 +654,7 @@ class Dispatcher:
                 .where(
                     outbox.c.id.in_([m.id for m in job]),
                     outbox.c.claimed_by == self.worker_id,
+                    outbox.c.lease_until == job[0].lease_until,  # this claim's, still
                     outbox.c.status == "in_flight",
                 )
                 .values(
@@ -731,6 +760,7 @@ class Dispatcher:
         outcome: str,
         details: Mapping[str, Any],
     ) -> None:
+        CONNECTOR_CALLS.labels(lane.name, job[0].kind, outcome).inc()
         AuditLog.record(
             conn,
             actor=f"worker:{self.worker_id}",
@@ -744,6 +774,12 @@ class Dispatcher:
                 "attempt": job[0].attempts + 1,
                 "event_key": job[0].event_key,
                 **details,
+                # Minimisation, audited: the names of the fields this attempt sent.
+                **(
+                    {"fields": self._sent_fields.pop(job[0].id, [])}
+                    if job[0].kind == "deliver"
+                    else {}
+                ),
             },
         )
 

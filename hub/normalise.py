@@ -222,15 +222,20 @@ MIN_YEAR, MAX_YEAR = 1900, 2100
 
 
 def _from_serial(serial: float) -> Result:
-    days = int(serial)  # a date-time serial's whole part is the day
-    date = EXCEL_EPOCH + dt.timedelta(days=days)
-    if not MIN_YEAR <= date.year <= MAX_YEAR:
+    # A huge number, infinity or NaN is no day either (timedelta would overflow).
+    date = None
+    if math.isfinite(serial) and 0 <= serial < _MAX_SERIAL:
+        date = EXCEL_EPOCH + dt.timedelta(days=int(serial))  # the whole part is the day
+    if date is None or not MIN_YEAR <= date.year <= MAX_YEAR:
         return None, _problem(
             "date_invalid",
             value=f"{serial:g}",
             detail="Angka ini bukan tanggal Excel yang masuk akal.",
         )
     return date.isoformat(), OK
+
+
+_MAX_SERIAL: Final = 2_958_466  # 9999-12-31 in Excel's calendar
 
 
 def _build_date(year: int, month: int, day: int, shown: str) -> Result:
@@ -250,10 +255,9 @@ def _build_date(year: int, month: int, day: int, shown: str) -> Result:
 
 def normalise_date(value: CellValue) -> Result:
     """Any date form of DOMAIN.md to ISO `YYYY-MM-DD`; day first, never month first."""
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat(), OK
-    if isinstance(value, dt.date):
-        return value.isoformat(), OK
+    if isinstance(value, dt.date):  # a date or date-time cell: the same years as text
+        held = value.date() if isinstance(value, dt.datetime) else value
+        return _build_date(held.year, held.month, held.day, held.strftime("%d/%m/%Y"))
     if isinstance(value, bool) or isinstance(value, dt.time | dt.timedelta):
         return None, _problem("date_invalid", value=str(value), detail="Isi sel bukan tanggal.")
     if isinstance(value, int | float):
@@ -388,13 +392,15 @@ def _read_measure(
     if isinstance(value, bool):
         return None, _problem("type", expected=expected, value=str(value))
     if isinstance(value, int | float):
+        if not math.isfinite(value):  # infinity or NaN: no measurement (round() would raise)
+            return None, _problem("type", expected=expected, value=str(value))
         return float(value), None, _fmt(float(value))
     text = clean_text(value)
     if text is None:
         return None, OK
     match = pattern.match(text.casefold())
     number = _parse_number(match["number"].strip()) if match else None
-    if match is None or number is None:
+    if match is None or number is None or not math.isfinite(number):
         return None, _problem("type", expected=expected, value=text)
     return number, match["unit"], text
 

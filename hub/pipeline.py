@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from hub.context import Hub
 from hub.errors import HubError, UnreadableFileError
 from hub.flow import Flow
 from hub.layout import TableLayout, iter_data_rows
+from hub.observe.metrics import BATCHES, ROW_ISSUES, ROWS, STAGE_SECONDS
 from hub.records import Issue, RawRow
 from hub.registry import load_adapter
 from hub.store.tables import batches
@@ -161,10 +164,14 @@ def run_batch(
             _process_chunks(writer, pairs)
 
     def _process_chunks(writer: BatchWriter, pairs: Iterator[tuple[TableLayout, RawRow]]) -> None:
+        clock = time.perf_counter()
         for layout, chunk, fresh in _chunks(pairs):
+            clock = _stage("read", clock)
             extra = validator.layout_issues(layout) if fresh else []
             results = validator.validate(layout, chunk)
-            writer.accept(layout, results, extra)
+            clock = _stage("validate", clock)
+            writer.accept(layout, results, extra, raw=chunk)
+            clock = _stage("store", clock)
             issues.extend(extra)
             for result in results:
                 issues.extend(result.issues)
@@ -231,12 +238,38 @@ def run_batch(
                 },
             )
             if routes is not None:
+                clock = time.perf_counter()
                 flow = Flow(routes, hub.schemas, hub.protector, hub.messages)
                 routed = flow.start_batch(conn, batch_id, actor=actor)
+                _stage("route", clock)
     except HubError as exc:
         _record_failure(hub, batch_values, exc, given_id)
+        BATCHES.labels(record_type, "failed").inc()
         raise
+    _count(record_type, counts, issues)
     return BatchReport(name, record_type, counts, issues, batch_id, skipped, routed)
+
+
+def _stage(name: str, since: float) -> float:
+    """Note the time spent in a pipeline stage since `since`; the clock now."""
+    now = time.perf_counter()
+    STAGE_SECONDS.labels(name).observe(now - since)
+    return now
+
+
+def _count(record_type: str, counts: Counts, issues: list[Issue]) -> None:
+    """The metrics of a stored batch: rows by outcome, issues by code (hub.observe)."""
+    BATCHES.labels(record_type, "done").inc()
+    for outcome, number in (
+        ("valid", counts.valid),
+        ("invalid", counts.invalid),
+        ("duplicate", counts.duplicates),
+    ):
+        if number:
+            ROWS.labels(record_type, outcome).inc(number)
+    by_code = Counter((issue.code, issue.severity) for issue in issues)
+    for (code, severity), number in by_code.items():
+        ROW_ISSUES.labels(record_type, code, severity).inc(number)
 
 
 def _refill(batch_values: dict[str, Any]) -> dict[str, Any]:

@@ -302,6 +302,76 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a job runs: a crontab line or an interval in seconds, in `timezone`."""
+
+    cron: str | None = None
+    interval: float | None = None
+    timezone: str = DEFAULT_TIMEZONE
+
+    def describe(self) -> str:
+        return f"cron {self.cron}" if self.cron else f"every {self.interval:g} s"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    """A built-in job's block of `jobs:`: its schedule (None: the default) or off."""
+
+    schedule: Schedule | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One legacy database of `sources:` (see `adapters/sqlserver`). The connection string
+    is resolved from the environment and left out of `repr`."""
+
+    name: str
+    adapter: str
+    record_type: str
+    key: str
+    strategy: str
+    connection: str = field(repr=False, default="")
+    table: str | None = None
+    query: str | None = None
+    columns: Mapping[str, str | tuple[str, ...]] | None = None
+    cursor_column: str | None = None
+    kelurahan: str | None = None
+    page_rows: int = 5000
+    dialect: str = "auto"
+    delete_scan: bool = True
+    schedule: Schedule | None = None
+    missing_credentials: tuple[str, ...] = ()
+
+    @property
+    def locator(self) -> str:
+        return self.table or "query"
+
+    def as_adapter_config(self) -> dict[str, Any]:
+        """The configuration the source adapter takes; `ConfigError` when the connection
+        string's environment variable was missing."""
+        if self.missing_credentials:
+            names = ", ".join(self.missing_credentials)
+            raise ConfigError(f"source {self.name}: environment variable(s) {names} not set")
+        config: dict[str, Any] = {
+            "name": self.name,
+            "connection": self.connection,
+            "key": self.key,
+            "strategy": self.strategy,
+            "page_rows": self.page_rows,
+            "dialect": self.dialect,
+        }
+        for name in ("table", "query", "cursor_column"):
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
+        if self.columns is not None:
+            config["columns"] = {
+                k: v if isinstance(v, str) else list(v) for k, v in self.columns.items()
+            }
+        return config
+
+
+@dataclass(frozen=True, slots=True)
 class RoutesConfig:
     """Every connector and route of `routes.yaml`, validated.
 
@@ -315,6 +385,8 @@ class RoutesConfig:
     connectors: Mapping[str, ConnectorConfig]
     routes: tuple[Route, ...]
     path: Path | None = None
+    sources: Mapping[str, SourceConfig] = field(default_factory=lambda: MappingProxyType({}))
+    jobs: Mapping[str, JobSettings] = field(default_factory=lambda: MappingProxyType({}))
 
     def route_for(
         self, record_type: str, kode_wilayah: str, values: Mapping[str, Any]
@@ -466,6 +538,7 @@ class _Parser:
         self.credentials: dict[str, dict[str, str]] = {}
         self.unresolved: set[str] = set()  # paths whose ${VAR} failed: no schema noise there
         self.connector_names: set[str] = set()
+        self.connections: dict[str, str] = {}  # source name -> connection string
 
     def error(self, path: _Loc, message: str) -> None:
         self.errors.append(f"{_render(path)}: {message}")
@@ -487,9 +560,25 @@ class _Parser:
                 if isinstance(node, dict):
                     connectors[name] = self.connector(name, node, ("connectors", name))
         routes = self.routes(body.get("routes"), connectors)
+        sources = {
+            name: self.source(name, node, ("sources", name))
+            for name, node in _mapping(body.get("sources")).items()
+            if isinstance(node, dict)
+        }
+        jobs = {
+            name: self.job(name, node, ("jobs", name))
+            for name, node in _mapping(body.get("jobs")).items()
+            if isinstance(node, dict)
+        }
         if self.errors:
             raise ConfigValidationError(_INVALID, [self.scrub(e) for e in _unique(self.errors)])
-        return RoutesConfig(MappingProxyType(connectors), tuple(routes), path)
+        return RoutesConfig(
+            MappingProxyType(connectors),
+            tuple(routes),
+            path,
+            sources=MappingProxyType(sources),
+            jobs=MappingProxyType(jobs),
+        )
 
     def scrub(self, message: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
@@ -505,6 +594,8 @@ class _Parser:
                 here = (*path, str(key))
                 if len(here) == 3 and here[0] == "connectors" and here[2] == "credentials":
                     out[str(key)] = self.credentials_block(value, here)
+                elif len(here) == 3 and here[0] == "sources" and here[2] == "connection":
+                    out[str(key)] = self.connection_string(value, here)
                 else:
                     out[str(key)] = self.interpolate(value, here)
             return out
@@ -570,6 +661,36 @@ class _Parser:
                 self.credentials.setdefault(connector, {})[str(key)] = secret
             out[str(key)] = value
         return out
+
+    def connection_string(self, value: Any, path: _Loc) -> Any:
+        """A source's connection string: exactly one `${VAR}`, resolved like a credential;
+        the document keeps the reference, never the value."""
+        found = _CREDENTIAL.match(value) if isinstance(value, str) else None
+        if found is None:
+            self.remember_literal(value)
+            self.error(
+                path,
+                "connection strings come from the environment only: write exactly "
+                "one ${VAR}, without a default",
+            )
+            return "${_}"
+        name, source = found["name"], str(path[1])
+        secret = self.environ.get(name)
+        if not secret and not self.require_credentials:
+            self.missing.setdefault(f"source:{source}", []).append(name)
+        elif secret is None:
+            self.error(path, f"environment variable {name} is not set")
+        elif not secret:
+            self.error(path, f"environment variable {name} is empty")
+        else:
+            self.secrets.add(secret)
+            self.secrets.update(
+                part.split("=", 1)[1]
+                for part in secret.split(";")
+                if "=" in part and len(part.split("=", 1)[1]) >= 4
+            )
+            self.connections[source] = secret
+        return value
 
     def remember_literal(self, value: Any) -> None:
         """A credential written into the file: never echoed either."""
@@ -890,6 +1011,96 @@ class _Parser:
         return DeliverStep(
             _str(body.get("connector")), tuple(n for n in names if isinstance(n, str))
         )
+
+    # ------------------------------------------------------------ sources and jobs
+
+    def schedule(self, node: Any, path: _Loc) -> Schedule | None:
+        if not isinstance(node, dict):
+            return None
+        cron, interval = node.get("cron"), node.get("interval")
+        if (cron is None) == (interval is None):
+            if "enabled" in node and len(node) == 1:
+                return None
+            self.error(path, "give exactly one of cron or interval")
+            return None
+        timezone = self.timezone(node, path)
+        if isinstance(cron, str):
+            from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+            try:
+                CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+            except ValueError as exc:
+                self.error((*path, "cron"), f'not a crontab line ({exc}); e.g. "*/15 * * * *"')
+                return None
+            return Schedule(cron=cron, timezone=timezone)
+        return Schedule(interval=_float(interval, 60.0), timezone=timezone)
+
+    def source(self, name: str, node: dict[str, Any], path: _Loc) -> SourceConfig:
+        record_type = node.get("record_type")
+        schema = None
+        if isinstance(record_type, str):
+            schema = self.record_schema(record_type, (*path, "record_type"))
+        if ("table" in node) == ("query" in node):
+            self.error(path, "give exactly one of table or query")
+        incremental = _mapping(node.get("incremental"))
+        strategy = _str(incremental.get("strategy"))
+        column = incremental.get("column")
+        if strategy == "cursor" and not isinstance(column, str):
+            self.error((*path, "incremental"), "strategy cursor needs column (the cursor column)")
+        if strategy != "cursor" and column is not None:
+            self.error((*path, "incremental", "column"), "only strategy cursor takes a column")
+        if strategy == "change_tracking" and "query" in node:
+            self.error(
+                (*path, "incremental", "strategy"), "change_tracking reads a table, not a query"
+            )
+        if strategy == "change_tracking" and node.get("dialect") == "generic":
+            self.error(
+                (*path, "dialect"), "change_tracking needs SQL Server (dialect tsql or auto)"
+            )
+        columns: dict[str, str | tuple[str, ...]] = {}
+        for field_name, target in _mapping(node.get("columns")).items():
+            self.check_field(schema, field_name, (*path, "columns", field_name))
+            if isinstance(target, str):
+                columns[field_name] = target
+            elif isinstance(target, list):
+                columns[field_name] = tuple(t for t in target if isinstance(t, str))
+        if columns and schema is not None:
+            missing = [f for f in schema.required if f not in columns]
+            if missing and not (missing == [schema.wilayah_field] and node.get("kelurahan")):
+                self.error(
+                    (*path, "columns"),
+                    f"required field(s) of {schema.record_type} not mapped: {', '.join(missing)}",
+                )
+        return SourceConfig(
+            name=name,
+            adapter=_str(node.get("adapter")),
+            record_type=_str(record_type),
+            key=_str(node.get("key")),
+            strategy=strategy,
+            connection=self.connections.get(name, ""),
+            table=node.get("table") if isinstance(node.get("table"), str) else None,
+            query=node.get("query") if isinstance(node.get("query"), str) else None,
+            columns=MappingProxyType(columns) if columns else None,
+            cursor_column=column if isinstance(column, str) else None,
+            kelurahan=node.get("kelurahan") if isinstance(node.get("kelurahan"), str) else None,
+            page_rows=_int(node.get("page_rows"), 5000),
+            dialect=_str(node.get("dialect"), "auto"),
+            delete_scan=node.get("delete_scan") is not False,
+            schedule=self.schedule(node.get("schedule"), (*path, "schedule")),
+            missing_credentials=tuple(self.missing.get(f"source:{name}", ())),
+        )
+
+    def job(self, name: str, node: dict[str, Any], path: _Loc) -> JobSettings:
+        from hub.jobs.registry import BUILTIN_JOBS
+
+        if name not in BUILTIN_JOBS:
+            known = ", ".join(sorted(BUILTIN_JOBS))
+            self.error(
+                path,
+                f"no built-in job named {name!r} (known: {known}); sources are "
+                "scheduled under sources.NAME.schedule",
+            )
+        return JobSettings(self.schedule(node, path), node.get("enabled") is not False)
 
 
 # ---------------------------------------------------------------- helpers

@@ -36,6 +36,7 @@ from hub.errors import (
     RejectedRecordError,
     RetriableDeliveryError,
 )
+from hub.observe.tracing import inject_into_request
 
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_THRESHOLD: Final = 80
@@ -160,7 +161,9 @@ class DukcapilVerifier(Verifier):
         path = wire.VERIFY_PATH.format(id_lembaga=quote(self._settings.id_lembaga, safe=""))
         self._url = self._settings.base_url + path
         self._client = httpx2.AsyncClient(
-            timeout=httpx2.Timeout(self._settings.timeout), transport=transport
+            timeout=httpx2.Timeout(self._settings.timeout),
+            transport=transport,
+            event_hooks={"request": [inject_into_request]},  # W3C traceparent, when tracing
         )
 
     async def __aenter__(self) -> DukcapilVerifier:

@@ -24,7 +24,10 @@ anything the source rejects, with a one-line Indonesian message (`UnreadableFile
 - a ZIP whose central directory declares more than `max_uncompressed_bytes` in total, or a
   member above 10 MB that expands more than `max_compression_ratio` times (a zip bomb); the
   directory is read without decompressing anything, so sizes a forged archive lies about are
-  not caught here;
+  not caught here (calamine refuses a member longer than it declares);
+- an .xlsx worksheet whose used cells span a grid larger than its size can justify (two cells
+  at A1 and XFD1048576 would make calamine allocate 512 GiB and abort the process:
+  `adapters.excel.extent`);
 - an OLE2 (CFB) container holding an `EncryptedPackage` stream: an OOXML workbook saved with
   a password. Other OLE2 files holding a `Workbook`/`Book` stream are legacy .xls and go to
   calamine, whose errors (`CalamineError` and subclasses) also become `UnreadableFileError`.
@@ -47,6 +50,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 import python_calamine as calamine
 
 from adapters.base import Source
+from adapters.excel.extent import DEFAULT_MAX_CELLS, check_extent
 from hub.errors import EncryptedFileError, UnreadableFileError
 from hub.records import CellValue, Provenance, RawRow
 
@@ -96,7 +100,8 @@ class ExcelSource(Source):
     Config keys: `path` (required), `sheet` (name, or 0-based index among all sheets in
     workbook order, hidden ones included, also given as a string of digits when no sheet
     has that name; default: every visible worksheet),
-    `max_uncompressed_bytes` (default 2 GiB), `max_compression_ratio` (default 200).
+    `max_uncompressed_bytes` (default 2 GiB), `max_compression_ratio` (default 200),
+    `max_cells` (default 50,000,000: see `adapters.excel.extent`).
     """
 
     name: ClassVar[str] = "excel"
@@ -124,6 +129,12 @@ class ExcelSource(Source):
                 "default": DEFAULT_MAX_COMPRESSION_RATIO,
                 "description": "largest expansion of a ZIP member above 10 MB",
             },
+            "max_cells": {
+                "type": "integer",
+                "minimum": 1,
+                "default": DEFAULT_MAX_CELLS,
+                "description": "largest grid (rows x columns) of an .xlsx worksheet",
+            },
         },
         "required": ["path"],
         "additionalProperties": False,
@@ -139,11 +150,12 @@ class ExcelSource(Source):
         self.max_compression_ratio = float(
             config.get("max_compression_ratio", DEFAULT_MAX_COMPRESSION_RATIO)
         )
+        self.max_cells = int(config.get("max_cells", DEFAULT_MAX_CELLS))
 
     def read(self, bookmark: str | None = None) -> Iterator[RawRow]:
         """Check the file now (format, zip bomb, password), then stream the sheets' rows."""
         workbook_format = sniff_format(
-            self.path, self.max_uncompressed_bytes, self.max_compression_ratio
+            self.path, self.max_uncompressed_bytes, self.max_compression_ratio, self.max_cells
         )
         return self._rows(workbook_format)
 
@@ -192,7 +204,12 @@ class ExcelSource(Source):
         )
 
 
-def sniff_format(path: Path, max_uncompressed_bytes: int, max_ratio: float) -> Format:
+def sniff_format(
+    path: Path,
+    max_uncompressed_bytes: int,
+    max_ratio: float,
+    max_cells: int = DEFAULT_MAX_CELLS,
+) -> Format:
     """Tell the workbook format from the file's content; raise if it is not a safe workbook."""
     if not path.is_file():
         raise UnreadableFileError(
@@ -205,7 +222,7 @@ def sniff_format(path: Path, max_uncompressed_bytes: int, max_ratio: float) -> F
             f"Berkas {path.name} kosong (0 byte). Simpan ulang dari Excel, lalu unggah lagi."
         )
     if head.startswith(_ZIP_MAGIC):
-        return _check_zip(path, max_uncompressed_bytes, max_ratio)
+        return _check_zip(path, max_uncompressed_bytes, max_ratio, max_cells)
     if head.startswith(_CFB_MAGIC):
         return _check_cfb(path)
     for magic, kind in _BINARY_MAGIC:
@@ -218,7 +235,7 @@ def sniff_format(path: Path, max_uncompressed_bytes: int, max_ratio: float) -> F
     raise UnreadableFileError(f"Format berkas {path.name} tidak dikenali. {_UPLOAD_AGAIN}")
 
 
-def _check_zip(path: Path, max_total: int, max_ratio: float) -> Format:
+def _check_zip(path: Path, max_total: int, max_ratio: float, max_cells: int) -> Format:
     """Read the central directory only: reject bombs, tell xlsx/xlsb/ods from other ZIPs."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -240,6 +257,8 @@ def _check_zip(path: Path, max_total: int, max_ratio: float) -> Format:
             raise UnreadableFileError(bomb)
     names = {member.filename for member in members}
     if "xl/workbook.xml" in names:
+        with zipfile.ZipFile(path) as archive:
+            check_extent(archive, max_cells)
         return "xlsx"
     if "xl/workbook.bin" in names:
         return "xlsb"

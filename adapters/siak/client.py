@@ -64,8 +64,12 @@ from hub.errors import (
     RejectedRecordError,
     RetriableDeliveryError,
 )
+from hub.observe.tracing import inject_into_request
 
 EVENTS_PATH: Final = "/siak/v1/events"
+#: What an Idempotency-Key may hold (the hub's are 64 hex digits).
+_HEADER_SAFE_KEY: Final = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+COUNTS_PATH: Final = "/siak/v1/counts"
 DEFAULT_TOKEN_PATH: Final = "/oauth/token"
 DEFAULT_TIMEOUT: Final = 10.0
 TOKEN_LEEWAY: Final = 60.0  # seconds before expiry that a token is renewed
@@ -138,6 +142,7 @@ class SiakDeliverer(Deliverer):
             grant_type="client_credentials",
             timeout=self._settings.timeout,
             transport=transport,
+            event_hooks={"request": [inject_into_request]},  # W3C traceparent, when tracing
         )
         # authlib parses a 429 with a JSON body as an OAuth error; make it an HTTP error first.
         self._client.register_compliance_hook("access_token_response", _raise_for_retriable)
@@ -151,6 +156,10 @@ class SiakDeliverer(Deliverer):
     async def deliver(self, event: OutboundEvent) -> Ack:
         """POST one event with its idempotency key; see the module docstring for outcomes."""
         key = event.idempotency_key
+        if not _HEADER_SAFE_KEY.fullmatch(key):  # never CR/LF or other bytes into a header
+            raise RejectedRecordError(
+                "idempotency key is not fit for an HTTP header", idempotency_key=None, code="key"
+            )
         try:
             body = to_wire(event)
         except UnmappedFieldError as exc:
@@ -171,6 +180,48 @@ class SiakDeliverer(Deliverer):
                     code="401",
                 )
         return _outcome(response, event)
+
+    async def confirmed_counts(self) -> dict[tuple[str, str], int]:
+        """What SIAK confirms it holds: (record type, kode_wilayah) -> records, from
+        `GET /siak/v1/counts` (reconciliation). Errors as for `deliver`, without a key."""
+        key = "counts"
+        token = await self._ensure_token(key)
+        response = await self._get_counts(key)
+        if response.status_code == 401:
+            await self._renew_token(key, stale=token)
+            response = await self._get_counts(key)
+        status = response.status_code
+        if status in _RETRIABLE_STATUS or status >= 500:
+            raise RetriableDeliveryError(f"SIAK counts answered {status}", code=str(status))
+        body = _json_object(response)
+        rows = body.get("counts") if body is not None and status == 200 else None
+        if not isinstance(rows, list):
+            raise FatalDeliveryError(
+                f"SIAK counts answered {status} without counts", code=str(status)
+            )
+        types = {event: record_type for record_type, event in EVENTS.items()}
+        counts: dict[tuple[str, str], int] = {}
+        for row in rows:
+            if not isinstance(row, Mapping) or row.get("event") not in types:
+                raise FatalDeliveryError("SIAK counts: a row without a known event")
+            count = row.get("count")
+            kode = row.get("kode_wilayah")
+            if not isinstance(count, int) or isinstance(count, bool) or not isinstance(kode, str):
+                raise FatalDeliveryError("SIAK counts: a row without kode_wilayah and count")
+            cell = (types[row["event"]], kode)
+            counts[cell] = counts.get(cell, 0) + count
+        return counts
+
+    async def _get_counts(self, key: str) -> httpx2.Response:
+        try:
+            response: httpx2.Response = await self._client.get(
+                self._settings.base_url + COUNTS_PATH, auth=self._client.token_auth
+            )
+        except httpx2.TransportError as exc:
+            raise RetriableDeliveryError(
+                f"SIAK connection failed: {type(exc).__name__}", idempotency_key=key
+            ) from exc
+        return response
 
     # ---------------------------------------------------------------------------- token
 

@@ -19,6 +19,10 @@ Endpoints:
   `mapping.REQUIRED` (422 `{"errors": [...]}` in Indonesian), then failure injection, then
   the ledger: a key seen before -> 409 with the original id (422 if the body differs), else
   the effect is recorded -> 201 `{"id": "SIAK-00000001"}`.
+- `GET /siak/v1/counts` (Bearer token): what SIAK confirms, for reconciliation:
+  `{"counts": [{"event", "kode_wilayah", "count"}]}`, one person-effect per `wire_identity`
+  (a correction is not counted again), by event and the region the hub counts it under
+  (`NO_*` for births and deaths, `NO_*_ASAL` for PINDAH, `NO_*_TUJUAN` for DATANG).
 - `GET /_sim/stats`, `POST /_sim/reset` (ledger and counters; issued tokens stay valid).
 
 Failure injection (one deterministic draw per events request from `random.Random(seed)`)
@@ -78,6 +82,9 @@ from adapters.siak.mapping import FAMILY_EVENTS, REQUIRED, wire_identity
 WIB: Final = dt.timezone(dt.timedelta(hours=7), "WIB")  # Asia/Jakarta, no daylight saving
 SANDBOX_HEADER: Final = (b"x-sandbox", b"siak-simulator")
 EVENTS_PATH: Final = "/siak/v1/events"
+COUNTS_PATH: Final = "/siak/v1/counts"
+#: The region a confirmed event counts under, per event: the wire columns' suffix.
+COUNT_REGION: Final = {"CAPIL_LAHIR": "", "CAPIL_MATI": "", "PINDAH": "_ASAL", "DATANG": "_TUJUAN"}
 
 
 def _utc_now() -> dt.datetime:
@@ -224,6 +231,7 @@ class Simulator:
         self._rng = random.Random(self.options.seed)
         self._ledger: dict[str, tuple[str, str]] = {}  # key -> (remote id, body digest)
         self._identities: Counter[str] = Counter()
+        self._confirmed: dict[str, tuple[str, str]] = {}  # identity -> (event, kode_wilayah)
         self._effects_by_event: Counter[str] = Counter()
         self._by_status: Counter[int] = Counter()
         self._injected: Counter[str] = Counter()
@@ -377,7 +385,9 @@ class Simulator:
         event = body["EVENT"]
         self._effects_by_event[event] += 1
         for row in _rows(body):
-            self._identities[f"{wire_identity(event, row)}|v{body['VERSION']}"] += 1
+            identity = wire_identity(event, row)
+            self._identities[f"{identity}|v{body['VERSION']}"] += 1
+            self._confirmed[identity] = (event, _region_code(row, COUNT_REGION[event]))
         self._applied.add(self.options.now().timestamp())
         return JSONResponse({"id": remote_id}, status_code=201)
 
@@ -409,6 +419,20 @@ class Simulator:
             "per_second": {str(s): n for s, n in sorted(self._per_second.items())},
         }
 
+    async def counts(self, request: Request) -> Response:
+        """What SIAK holds per event and region (reconciliation); needs a token."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or self._tokens.get(token.strip(), 0.0) <= (
+            self.options.now().timestamp()
+        ):
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        cells = Counter(self._confirmed.values())
+        rows = [
+            {"event": event, "kode_wilayah": kode, "count": n}
+            for (event, kode), n in sorted(cells.items())
+        ]
+        return JSONResponse({"counts": rows})
+
     async def stats_endpoint(self, request: Request) -> Response:
         return JSONResponse(self.stats())
 
@@ -430,6 +454,15 @@ def _errors(
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _region_code(row: Mapping[str, Any], suffix: str) -> str:
+    """`NO_PROP`... numbers of a wire row as a dotted region code (`32.73.01.1001`)."""
+    parts = [row.get(f"{name}{suffix}") for name in ("NO_PROP", "NO_KAB", "NO_KEC", "NO_KEL")]
+    if not all(isinstance(p, int) for p in parts):
+        return ""
+    prop, kab, kec, kel = (int(p) for p in parts if isinstance(p, int))
+    return f"{prop:02d}.{kab:02d}.{kec:02d}.{kel:04d}"
 
 
 def _basic_credentials(header: str | None) -> tuple[str | None, str | None]:
@@ -504,6 +537,7 @@ def create_app(options: SimulatorOptions | None = None) -> Starlette:
         routes=[
             Route("/oauth/token", simulator.token, methods=["POST"]),
             Route(EVENTS_PATH, simulator.events, methods=["POST"]),
+            Route(COUNTS_PATH, simulator.counts, methods=["GET"]),
             Route("/_sim/stats", simulator.stats_endpoint, methods=["GET"]),
             Route("/_sim/reset", simulator.reset_endpoint, methods=["POST"]),
         ]

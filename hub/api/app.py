@@ -5,6 +5,7 @@
 /oauth/token                OAuth2 client credentials for systems
 /.well-known/jwks.json      the public keys of the hub's tokens
 /openapi.json, /docs        the API description and an offline page
+/                           the operator portal (hub/portal), on every other path
 ```
 """
 
@@ -19,12 +20,24 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount
 
-from hub.api import auth_routes, batches, catalog, health, openapi, operations, records, stats
+from hub.api import (
+    auth_routes,
+    batches,
+    catalog,
+    health,
+    metrics,
+    openapi,
+    operations,
+    records,
+    stats,
+)
 from hub.api.errors import EXCEPTION_HANDLERS, error_response
 from hub.api.limits import DEFAULT_POLICY, CallerLimits, LimitPolicy, verdict_headers
 from hub.api.routing import IndexedRouter
 from hub.api.tokens import TokenService
 from hub.context import Hub
+from hub.observe.asgi import Observe
+from hub.portal import mount as portal_mount
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -110,7 +123,17 @@ class _TooLarge(Exception):
 
 
 #: Every module whose routes the app serves; each describes them in `openapi_paths`.
-API_MODULES: Final = (health, auth_routes, batches, records, catalog, stats, operations, openapi)
+API_MODULES: Final = (
+    health,
+    auth_routes,
+    batches,
+    records,
+    catalog,
+    stats,
+    operations,
+    openapi,
+    metrics,
+)
 RATE_LIMIT_HEADERS: Final = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 
 
@@ -141,6 +164,7 @@ def create_app(
         *operations.routes,
     ]
     middleware = [
+        Middleware(Observe),
         Middleware(Guard, limit=max_body),
     ]
     if cors_origins:
@@ -172,6 +196,8 @@ def create_app(
             Mount("/api/v1", app=IndexedRouter(api)),  # first: nearly every request is for it
             *auth_routes.root_routes,
             *openapi.routes,
+            *metrics.routes,
+            portal_mount(),  # the operator portal (hub/portal): every other path
         ],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -117,10 +117,14 @@ class Staged:
 
 
 def safe_name(filename: str | None) -> str:
-    """The uploaded file's base name, fit for a path and for messages to the operator."""
+    """The uploaded file's base name, fit for a path and for messages to the operator.
+
+    At most 120 bytes of UTF-8 (file systems allow 255 bytes, not characters, and the
+    report adds `.hasil.xlsx` and a temporary suffix), cut between characters."""
     base = re.split(r"[\\/]", filename or "")[-1]
     base = unicodedata.normalize("NFC", base)
-    base = _UNSAFE_NAME.sub("_", base).strip(" ._")[:120]
+    base = _UNSAFE_NAME.sub("_", base).strip(" ._")
+    base = base.encode()[:120].decode(errors="ignore").rstrip(" ._")
     return base or "laporan"
 
 

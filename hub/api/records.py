@@ -5,6 +5,7 @@ POST /records/{type}             one record (object) or a list, canonical field 
 POST /validate/{type}            the same, as a dry run: nothing is stored
 GET  /records                    ?type=&status=&wilayah=&from=&to=&limit=&cursor=
 GET  /records/{id}               values (PII masked without pii:read), history, deliveries
+GET  /records/{id}/trace         chain of custody, source cells to receipt (hub.custody)
 POST /records/{id}/approve       {"note"?}           scope records:approve, own kecamatan
 POST /records/{id}/reject        {"reason"}          (a reason is required)
 POST /records/approve            {"ids": [...], "note"?}      per id
@@ -592,6 +593,24 @@ async def get_record(request: Request) -> Response:
     return JSONResponse(body)
 
 
+async def get_record_trace(request: Request) -> Response:
+    """The chain of custody of one record: the same checks and masking as `get_record`."""
+    from hub.custody import trace_record
+
+    caller = await authorize(request, "records:read")
+    hub = hub_of(request)
+    record_id = path_id(request, "record_id", "record")
+    region = await run_in_threadpool(_region_of, hub, record_id)
+    if region is None:
+        raise ApiError(404, "not_found", f"record {record_id} does not exist")
+    await guard_region(request, caller, region)
+    reveal = caller.may("pii:read")
+    body = await run_in_threadpool(lambda: trace_record(hub, record_id, reveal=reveal))
+    if body is None:
+        raise ApiError(404, "not_found", f"record {record_id} does not exist")
+    return JSONResponse(body)
+
+
 # ------------------------------------------------------------------ approval
 
 
@@ -782,6 +801,7 @@ routes: list[BaseRoute] = [
     # `{record_id}`, not `{record_id:int}`: GET /records/<not a number> is a 404 of this
     # route, not a 405 of POST /records/{record_type}.
     Route("/records/{record_id}", get_record, methods=["GET"], name="records:get"),
+    Route("/records/{record_id}/trace", get_record_trace, methods=["GET"], name="records:trace"),
     Route(
         "/records/{record_id:int}/approve",
         approve_record,
@@ -1120,6 +1140,26 @@ openapi_paths: dict[str, Any] = {
             "parameters": [_RECORD_ID],
             "responses": {
                 "200": _json(_DETAIL, "The record"),
+                **_AUTH,
+                "404": _error("No such record"),
+            },
+        }
+    },
+    "/api/v1/records/{record_id}/trace": {
+        "get": {
+            "operationId": "getRecordTrace",
+            "summary": "The chain of custody of a record: source file, sheet, row and cells, "
+            "normalised values, issues, Dukcapil answers, approval, delivery attempts, receipts, "
+            "each with time, actor and audit hash; and whether the audit chain verifies. PII "
+            "masked without pii:read",
+            "tags": ["records"],
+            "security": [{"bearer": ["records:read"]}],
+            "parameters": [_RECORD_ID],
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["record", "versions", "steps", "chain"]},
+                    "The trace",
+                ),
                 **_AUTH,
                 "404": _error("No such record"),
             },

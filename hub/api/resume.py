@@ -43,9 +43,6 @@ RESUME_AFTER: Final = 30.0
 OPEN: Final = ("queued", "processing")
 #: The batch's reason when its sealed copy cannot be opened (a lost key, a damaged row).
 UNREADABLE: Final = "Berkas yang tersimpan tidak dapat dibuka; unggah ulang berkas ini."
-#: First key of the advisory locks on batches ("LB": LAMPID batch).
-_LOCK_SPACE: Final = 0x4C42
-
 _claims_lock = threading.Lock()
 _claims: set[tuple[str, int]] = set()
 
@@ -54,30 +51,34 @@ _claims: set[tuple[str, int]] = set()
 def claimed(hub: Hub, batch_id: int) -> Iterator[bool]:
     """True inside when this process may run `batch_id`: nobody else (here or, on
     PostgreSQL, in another process) is running it."""
-    key = (hub.engine.url.render_as_string(hide_password=True), batch_id)
+    claim = (hub.engine.url.render_as_string(hide_password=True), batch_id)
     with _claims_lock:
-        if key in _claims:
-            yield False
-            return
-        _claims.add(key)
+        taken = claim in _claims
+        _claims.add(claim)
+    if taken:
+        yield False
+        return
     try:
         if hub.engine.dialect.name != "postgresql":
             yield True
             return
+        # Advisory locks are per database: the key names the schema too, so hubs sharing a
+        # database in separate schemas never block each other's batches.
+        lock = sa.func.hashtextextended(
+            sa.func.current_schema() + sa.literal(f":upload-batch:{batch_id}"), 0
+        )
         with hub.engine.connect() as conn:
-            locked = conn.execute(
-                sa.select(sa.func.pg_try_advisory_lock(_LOCK_SPACE, batch_id))
-            ).scalar_one()
+            locked = conn.execute(sa.select(sa.func.pg_try_advisory_lock(lock))).scalar_one()
             conn.commit()  # a session lock: it outlives the transaction
             try:
                 yield bool(locked)
             finally:
                 if locked:
-                    conn.execute(sa.select(sa.func.pg_advisory_unlock(_LOCK_SPACE, batch_id)))
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(lock)))
                     conn.commit()
     finally:
         with _claims_lock:
-            _claims.discard(key)
+            _claims.discard(claim)
 
 
 def still_open(hub: Hub, batch_id: int) -> bool:

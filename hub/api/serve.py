@@ -26,6 +26,8 @@ from hub.api.resume import RESUME_EVERY, resume_uploads
 from hub.context import Hub
 from hub.dispatcher import Dispatcher
 from hub.errors import ConfigError
+from hub.observe.logs import configure_logging
+from hub.observe.tracing import setup_tracing
 
 log = logging.getLogger("hub.serve")
 
@@ -49,6 +51,8 @@ def limit_policy(environ: Mapping[str, str] | None = None) -> LimitPolicy:
 
 def app_from_env() -> Starlette:
     """The app of one server process (granian's factory target)."""
+    configure_logging("INFO")
+    setup_tracing()
     hub = Hub.open()
     origins = tuple(
         o.strip() for o in os.environ.get("HUB_API_CORS_ORIGINS", "").split(",") if o.strip()

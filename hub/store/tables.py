@@ -69,6 +69,9 @@ records = sa.Table(
     sa.Column("step", sa.Integer, nullable=True),
     sa.Column("flags", sa.Text, nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
+    # The source row as read (column labels and cells), sealed like `pii` with its own aad:
+    # the chain of custody shows it (hub/custody.py). NULL for records stored before 0005.
+    sa.Column("source_cells", sa.LargeBinary, nullable=True),
     # Natural keys are digests in a domain of their own per record type, so the key alone
     # is unique; a narrower index makes every insert cheaper.
     sa.UniqueConstraint("natural_key"),
@@ -94,6 +97,7 @@ record_history = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("pii", sa.LargeBinary, nullable=False),
     sa.Column("content_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("source_cells", sa.LargeBinary, nullable=True),
     sa.Column("replaced_at", Timestamp, nullable=False),
     sa.UniqueConstraint("record_id", "version"),
 )
@@ -148,6 +152,74 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("last_id", sa.Integer, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# ------------------------------------------------------------------ custody (0005)
+
+# Signed checkpoints of the audit chain head (hub/audit.py): the event id and hash at the head,
+# how many events the chain held, and an Ed25519 signature by the hub's audit key.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("last_id", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),  # fingerprint of the public key
+    sa.Column("signature", sa.String(128), nullable=False),  # hex
+)
+
+# The digest of each configuration file last loaded (routes.yaml): a different digest is a
+# configuration change, audited once.
+config_digests = sa.Table(
+    "config_digests",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Versions of the key that seals PII (hub/keys.py). Version 1 is derived from the master key
+# (`wrapped` NULL); later versions are random keys wrapped (AES-GCM) by the master key.
+# state: active (seals) | retiring (opens only, rotation running) | retired (opens only).
+data_keys = sa.Table(
+    "data_keys",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("wrapped", sa.LargeBinary, nullable=True),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("retired_at", Timestamp, nullable=True),
+)
+
+# One re-encryption to a key version: where each sealed column has got to (JSON), so a
+# stopped rotation resumes where it left off.
+key_rotations = sa.Table(
+    "key_rotations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("to_version", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),  # running | done
+    sa.Column("progress", sa.Text, nullable=False),
+    sa.Column("resealed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+)
+
+# Cold archives written by retention (hub/retention.py); the files live under the data dir.
+retention_archives = sa.Table(
+    "retention_archives",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("cutoff", Timestamp, nullable=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the encrypted file
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("delete_after", Timestamp, nullable=False),
+    sa.Column("deleted_at", Timestamp, nullable=True),
 )
 
 # One message for one connector: a verification of a record (`kind` verify) or its delivery
@@ -297,4 +369,73 @@ record_counts = sa.Table(
     sa.Column("kode_wilayah", sa.String(13), primary_key=True),
     sa.Column("month", sa.String(7), primary_key=True),  # YYYY-MM of the event date, or ""
     sa.Column("count", sa.Integer, nullable=False),
+)
+
+
+# ------------------------------------------------------------------ sync and jobs (0004)
+
+# One page of a scheduled pull from a legacy database (hub/sync.py): the batch that holds the
+# page's rows and the source position after the page. The position counts only once that batch
+# is `done`, which happens in the same transaction that commits the page's records, so the
+# stored position can never run ahead of what the hub holds.
+sync_pages = sa.Table(
+    "sync_pages",
+    metadata,
+    sa.Column("batch_id", sa.ForeignKey("batches.id"), primary_key=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("position", sa.Text, nullable=False),  # JSON, no PII (cursor values, versions)
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_sync_pages_source_batch_id", "source", "batch_id"),
+)
+
+# Keys of the upstream rows a source has delivered, so that rows deleted upstream are noticed
+# (a key the hub has that the source no longer has) and reported in `sync_deletions`.
+sync_keys = sa.Table(
+    "sync_keys",
+    metadata,
+    sa.Column("source", sa.String(100), primary_key=True),
+    sa.Column("key", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seen_at", Timestamp, nullable=False),
+    sa.Column("deleted_at", Timestamp, nullable=True),
+)
+
+# Rows deleted upstream, reported (never applied silently): found by Change Tracking (`D`
+# operations) or by comparing keys (`missing`).
+sync_deletions = sa.Table(
+    "sync_deletions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("locator", sa.String(255), nullable=False),  # table or "query"
+    sa.Column("key", sa.BigInteger, nullable=False),
+    sa.Column("via", sa.String(20), nullable=False),  # change_tracking | missing
+    sa.Column("detected_at", Timestamp, nullable=False),
+    sa.Index("ix_sync_deletions_source_key", "source", "key"),
+)
+
+# Scheduled jobs (hub/jobs): the last schedule tick a process claimed, so that several hub
+# processes firing the same tick run the job once.
+job_state = sa.Table(
+    "job_state",
+    metadata,
+    sa.Column("job", sa.String(120), primary_key=True),
+    sa.Column("last_tick", Timestamp, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Every run of a job: when, where, how it ended, how many rows it handled (no PII in detail).
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job", sa.String(120), nullable=False),
+    sa.Column("tick", Timestamp, nullable=True),  # the schedule tick; NULL when run by hand
+    sa.Column("process", sa.String(120), nullable=False),  # host:pid
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=False),  # running | ok | failed
+    sa.Column("rows", sa.Integer, nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),  # JSON summary or the error's class and text
+    sa.Index("ix_job_runs_job_id", "job", "id"),
 )

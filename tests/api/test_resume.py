@@ -102,7 +102,10 @@ def test_on_postgresql_another_process_s_claim_is_respected(hub: Hub, report: Pa
     other = sa.create_engine(hub.engine.url, poolclass=sa.pool.NullPool)
     try:
         with other.connect() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(19522, :id)"), {"id": batch_id})
+            conn.execute(
+                sa.text("SELECT pg_advisory_lock(hashtextextended(current_schema() || :key, 0))"),
+                {"key": f":upload-batch:{batch_id}"},
+            )
             assert resume_uploads(hub, older_than=0) == []
             assert batch(hub, batch_id).status == "queued"
         # the holder's connection is gone (as when its process dies): the lock went with it

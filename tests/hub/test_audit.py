@@ -116,7 +116,10 @@ def test_an_edited_event_is_found(engine, values):
     assert not result.ok
     assert result.first_bad_id == events[1].id
     assert result.checked == 2
-    assert result.reason == "hash does not match the event's content"
+    assert (result.kind, result.position) == ("edited", 2)
+    assert result.reason == (
+        f"event {events[1].id} (position 2) was edited: its hash does not match its content"
+    )
 
 
 def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(engine):
@@ -153,16 +156,17 @@ def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(engine):
         .where(audit_events.c.id == events[1].id)
         .values(entity_id="changed", hash=rehashed),
     )
-    assert (result.ok, result.first_bad_id) == (False, events[2].id)
-    assert result.reason == "prev_hash does not match the previous event's hash"
+    # The next event still links to the original hash: the edited event is named.
+    assert (result.ok, result.first_bad_id, result.kind) == (False, events[1].id, "edited")
+    assert "re-hashed" in (result.reason or "")
 
 
 def test_a_deleted_event_is_found(engine):
     with engine.begin() as conn:
         events = append(conn, 4)
     result = tamper(engine, audit_events.delete().where(audit_events.c.id == events[1].id))
-    assert (result.ok, result.first_bad_id) == (False, events[2].id)
-    assert "prev_hash" in (result.reason or "")
+    assert (result.ok, result.first_bad_id, result.kind) == (False, events[2].id, "deleted")
+    assert result.position == 2
 
 
 def test_a_cut_off_tail_is_found(engine):
@@ -171,8 +175,11 @@ def test_a_cut_off_tail_is_found(engine):
     result = tamper(engine, audit_events.delete().where(audit_events.c.id == events[2].id))
     assert not result.ok
     assert result.checked == 2
-    expected = f"head points at event {events[2].id} but the chain ends at event {events[1].id}"
-    assert result.reason == expected
+    expected = (
+        f"head points at event {events[2].id} but the chain ends at event {events[1].id}: "
+        "the last event(s) were deleted"
+    )
+    assert (result.reason, result.kind) == (expected, "truncated")
 
 
 def test_an_emptied_table_is_found(engine):

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -427,3 +428,22 @@ def test_each_dukcapil_response_code(settings, tmp_path, monkeypatch, code):
 def _reason(hub: Hub) -> str:
     with hub.engine.connect() as conn:
         return str(conn.execute(sa.select(records.c.reason)).scalar_one())
+
+
+def test_an_attempt_that_outlived_its_lease_records_nothing(routed_hub, tmp_path):
+    """The same worker claimed the message again after the lease ran out: the first,
+    late attempt must not record an outcome over the second claim's."""
+    ingest(routed_hub, tmp_path, KELAHIRAN_HEADER, births(1), "kelahiran")
+    dispatcher = Dispatcher(routed_hub, routed_hub.routes, connectors={}, worker_id="w1")
+    lane = SimpleNamespace(name="dukcapil", config=routed_hub.routes.connectors["dukcapil"])
+    first = dispatcher._claim(lane, 10)[0]
+    with routed_hub.engine.begin() as conn:  # the lease runs out; the same worker claims again
+        conn.execute(outbox.update().values(lease_until="2000-01-01T00:00:00.000000Z"))
+    second = dispatcher._claim(lane, 10)[0]
+    assert [m.id for m in first] == [m.id for m in second]
+    with routed_hub.engine.begin() as conn:
+        assert not dispatcher._still_ours(conn, first)
+        assert dispatcher._still_ours(conn, second)
+    dispatcher._put_back(first, dt.datetime(2030, 1, 1, tzinfo=dt.UTC), "late")
+    with routed_hub.engine.connect() as conn:  # the late attempt put nothing back
+        assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["in_flight"]
