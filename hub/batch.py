@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from hub.custody import SourceSealer
 from hub.layout import TableLayout
 from hub.records import Issue, Outcome, RawRow, Severity
 from hub.schemas import RecordSchema
-from hub.stats import Move, count_moves
+from hub.stats import Cell, Move, tally
 from hub.store import bulk_insert
 from hub.store.tables import record_history, records, row_issues
 from hub.validate import RecordValidator, RowResult
@@ -134,6 +135,9 @@ class BatchWriter:
     _repeats: dict[bytes, int] = field(default_factory=dict)
     _layout: TableLayout | None = None
     _raw: Sequence[RawRow] = ()
+    # The statistics moves of the stored rows, applied by the caller after the batch's audit
+    # event (hub.stats.apply_counts: the lock order of every status change).
+    count_deltas: Counter[Cell] = field(default_factory=Counter)
     _pii_names: tuple[str, ...] = ()
     _clear_names: tuple[str, ...] = ()
 
@@ -240,7 +244,7 @@ class BatchWriter:
             )
         if self.conn is not None and not self.dry_run and inserts:
             bulk_insert(self.conn, records, RECORD_COLUMNS, inserts)
-            count_moves(self.conn, (Move(r[0], r[4], r[5], None, r[6]) for r in inserts))
+            tally((Move(r[0], r[4], r[5], None, r[6]) for r in inserts), self.count_deltas)
         self._count(results, outcomes)
         self._store_issues([*extra_issues, *(issue for r in results for issue in r.issues)])
         return outcomes
@@ -417,12 +421,12 @@ class BatchWriter:
         )
         row.pop("created_at")
         self.conn.execute(records.update().where(records.c.id == held.id).values(**row))
-        count_moves(
-            self.conn,
+        tally(
             [
                 Move(old.record_type, old.kode_wilayah, old.event_date, old.status, None),
                 Move(old.record_type, row["kode_wilayah"], row["event_date"], None, row["status"]),
             ],
+            self.count_deltas,
         )
 
     def _store_issues(self, issues: Sequence[Issue]) -> None:

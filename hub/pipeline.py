@@ -33,6 +33,7 @@ from hub.layout import TableLayout, iter_data_rows
 from hub.observe.metrics import BATCHES, ROW_ISSUES, ROWS, STAGE_SECONDS
 from hub.records import Issue, RawRow
 from hub.registry import load_adapter
+from hub.stats import apply_counts
 from hub.store.tables import batches
 from hub.validate import RecordValidator
 
@@ -237,6 +238,7 @@ def run_batch(
                     "records_digest": writer.digest.hexdigest(),
                 },
             )
+            apply_counts(conn, writer.count_deltas)  # after the audit head: see hub.stats
             if routes is not None:
                 clock = time.perf_counter()
                 flow = Flow(routes, hub.schemas, hub.protector, hub.messages)

@@ -25,6 +25,7 @@ import mmap
 import re
 import shutil
 import tempfile
+import time
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -317,19 +318,40 @@ def process(hub: Hub, batch_id: int, upload: Upload) -> None:
         staged.discard()
 
 
+#: Times an upload is run again when the database gave up on its transaction for a reason
+#: of its own (a deadlock, a serialization failure, SQLite busy): nothing of it was stored.
+TRANSIENT_RETRIES: Final = 2
+_TRANSIENT_SQLSTATES: Final = frozenset({"40P01", "40001"})
+
+
+def transient(exc: sa.exc.DBAPIError) -> bool:
+    """True when the database refused the transaction for reasons of its own."""
+    if getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig)
+
+
 def run_upload(hub: Hub, job: UploadJob) -> None:
     """Run the pipeline on an accepted upload; the batch ends `done` or `failed`."""
     try:
-        run_batch(
-            hub,
-            source_for(job.path),
-            job.record_type,
-            scope=job.scope,
-            actor=job.actor,
-            file_name=job.name,
-            sha256=job.sha256,
-            batch_id=job.batch_id,
-        )
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                run_batch(
+                    hub,
+                    source_for(job.path),
+                    job.record_type,
+                    scope=job.scope,
+                    actor=job.actor,
+                    file_name=job.name,
+                    sha256=job.sha256,
+                    batch_id=job.batch_id,
+                )
+                return
+            except sa.exc.DBAPIError as exc:
+                if attempt == TRANSIENT_RETRIES or not transient(exc):
+                    raise
+                log.warning("batch %s: %s, running it again", job.batch_id, type(exc.orig).__name__)
+                time.sleep(0.2 * (attempt + 1))
     except HubError as exc:  # recorded on the batch by run_batch, unless it failed earlier
         log.info("batch %s failed: %s", job.batch_id, type(exc).__name__)
         fail_if_open(hub, job.batch_id, str(exc), type(exc).__name__)

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+import hub.api.batches as batches_module
 from hub.api.batches import Upload, accept, process, sniff, stage
 from hub.api.principal import Principal
 from hub.api.resume import claimed, resume_uploads, unfinished
@@ -157,3 +158,34 @@ def test_hub_serve_resumes_at_start_up(
     with TestClient(app_from_env()):
         pass  # start-up resumes; shutting down waits for it
     assert batch(hub, batch_id).status == "done"
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def test_a_deadlocked_upload_runs_again_and_a_real_error_does_not(
+    hub: Hub, report: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = batches_module.run_batch
+    calls: list[int] = []
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("INSERT ...", {}, _Deadlock("deadlock detected"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batches_module, "run_batch", flaky)
+    batch_id = accepted(hub, report)
+    assert resume_uploads(hub, older_than=0) == [batch_id]
+    assert len(calls) == 2
+    assert batch(hub, batch_id).status == "done"
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise sa.exc.ProgrammingError("SELECT ...", {}, Exception("syntax error"))
+
+    monkeypatch.setattr(batches_module, "run_batch", broken)
+    other = accepted(hub, report)
+    assert resume_uploads(hub, older_than=0) == [other]
+    assert batch(hub, other).status == "failed"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from hub import outbox as ops
+from hub import stats as stats_module
+from hub.audit import AuditLog
 from hub.flow import Flow
-from hub.stats import month_of
+from hub.stats import Move, count_moves, month_of
 from hub.store.tables import record_counts, records
 from tests.builders import KELAHIRAN_HEADER, PINDAH_HEADER, kelahiran_row, pindah_row
 from tests.hub.test_dispatcher import births, dispatch, ingest
@@ -55,3 +58,47 @@ def test_counts_follow_every_transition(routed_hub, tmp_path):
     assert counted(routed_hub) == truth(routed_hub)
     statuses = {key[1] for key in truth(routed_hub)}
     assert {"delivered", "verify_failed", "verifying"} <= statuses
+
+
+def test_counting_takes_the_audit_head_first(hub):
+    """Every status change appends to the audit chain and moves counters: both in the same
+    order (the head, then the counters), so a batch being stored and a worker recording a
+    delivery cannot deadlock on each other (seen under load before the order was fixed)."""
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    with hub.engine.begin() as conn:
+        count_moves(conn, [Move("kelahiran", "32.73.01.1001", "2025-07-01", None, "valid")])
+        with hub.engine.connect() as other:
+            other.exec_driver_sql("SET lock_timeout = '200ms'")
+            with pytest.raises(sa.exc.OperationalError, match="lock"):
+                other.exec_driver_sql("SELECT hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            other.rollback()
+
+
+def test_a_batch_moves_its_counters_after_its_audit_event(hub, tmp_path):
+    """The batch's counters are applied once, after the batch's audit event has taken the
+    chain head, and they add up."""
+    calls: list[str] = []
+    original = AuditLog.record
+
+    def record(conn, **kwargs):
+        calls.append(kwargs["action"])
+        return original(conn, **kwargs)
+
+    applied = stats_module.apply_counts
+
+    def apply(conn, deltas):
+        if deltas:
+            calls.append("counts")
+        return applied(conn, deltas)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AuditLog, "record", staticmethod(record))
+        patch.setattr("hub.pipeline.apply_counts", apply)
+        ingest(
+            hub, tmp_path, KELAHIRAN_HEADER, [kelahiran_row(i) for i in range(1, 4)], "kelahiran"
+        )
+    assert calls.index("batch.ingested") < calls.index("counts")
+    with hub.engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.sum(record_counts.c.count))).scalar_one()
+    assert total == 3
