@@ -84,6 +84,9 @@ class Outcome:
     chain_ok: bool
     delivery_ms: list[float]  # per delivered message: outbox created_at -> done_at
     request_ms: list[float]  # per delivery: latency_ms of its `outbox.deliver.ok` event
+    # delivery attempts that ended in a connection failure or timeout on the hub's side: the
+    # request may have died before SIAK read it (a busy host), so SIAK may not count it
+    unsure_deliveries: int = 0
     dispatch: dict[str, int] = field(default_factory=dict)  # in-process dispatcher counts
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -303,7 +306,14 @@ def read_store(hub: Hub) -> dict[str, Any]:
             sa.select(audit_events.c.details).where(audit_events.c.action == "outbox.deliver.ok")
         ).scalars()
         request_ms = [float(orjson.loads(d)["latency_ms"]) for d in details]
+        failed = conn.execute(
+            sa.select(audit_events.c.details).where(audit_events.c.action == "outbox.deliver.retry")
+        ).scalars()
+        unsure = sum(
+            1 for d in failed if "connection failed" in str(orjson.loads(d).get("summary", ""))
+        )
     return {
+        "unsure_deliveries": unsure,
         "statuses": {str(k): int(v) for k, v in statuses.items()},
         "dead_letters": dead,
         "audit": {str(k): int(v) for k, v in audit.items()},

@@ -78,7 +78,7 @@ LEASE_MARGIN: Final = 10.0
 STATE_POLL: Final = 2.0
 #: Requests leave this much under the configured rate, so that network jitter cannot bunch
 #: them above the limit as the remote system measures it (see `hub.limits`).
-RATE_HEADROOM: Final = 0.03
+RATE_HEADROOM: Final = 0.04
 
 
 def utc_now() -> dt.datetime:

@@ -121,7 +121,7 @@ def catch_up(rate: float, interval_us: int) -> int:
     one-second window holds at most burst + floor((1 s + c) / T) grants. `c` is the largest
     value (capped at `CATCH_UP_CAP`) that keeps this within ceil(rate) + burst - 1, the bound
     without catching up. With no headroom (T a hair over 1 / rate) that leaves almost
-    nothing; with the dispatcher's 3 % headroom at 50/s it is the full 8 ms.
+    nothing; with the dispatcher's 4 % headroom at 50/s it is the full 8 ms.
     """
     return max(0, min(CATCH_UP_CAP, math.ceil(rate) * interval_us - 1_000_000 - 1))
 

@@ -77,11 +77,18 @@ def test_under_injected_faults_every_record_is_delivered_once_and_every_attempt_
     #   lease (3 x 0.5 s + 10 s) is far above an attempt (0.5 s at most before the timeout).
     assert outcome.siak["token_requests"] <= outcome.dispatch["rounds"]
     assert outcome.siak["by_status"].get("401", 0) == 0
-    assert outcome.audited("outbox.deliver.") == outcome.siak["requests"]
+    # (A request that timed out or lost its connection on the hub's side may have died before
+    # SIAK read it when the host is very busy: only those may be audited and not counted.)
+    audited = outcome.audited("outbox.deliver.")
+    assert (
+        outcome.siak["requests"]
+        <= audited
+        <= outcome.siak["requests"] + (outcome.unsure_deliveries)
+    ), (audited, outcome.siak["requests"], outcome.unsure_deliveries)
     # so every request but each record's last one was a failed attempt, queued again; each
     # injected failure is one of them (the rest: answers slower than the 0.5 s timeout)
     retried = outcome.audit["outbox.deliver.retry"]
-    assert retried == outcome.siak["requests"] - FAULT_RECORDS
+    assert 0 <= retried - (outcome.siak["requests"] - FAULT_RECORDS) <= outcome.unsure_deliveries
     assert retried >= sum(n for k, n in injected.items() if k.startswith("siak "))
 
 
