@@ -27,7 +27,7 @@ system-packages:
 	tools/debian-packages
 
 test: lint system-packages
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 bench: bench-ingest bench-delivery bench-api bench-sync
 

@@ -24,6 +24,10 @@ from hub.dispatcher import RATE_HEADROOM
 from hub.limits import RedisRateLimiter
 from hub.store.tables import connector_state
 
+#: Tests that start many processes run one after another on one xdist worker (`--dist
+#: loadgroup` in the Makefile): together they starve the simulators' clocks and timings.
+pytestmark = pytest.mark.xdist_group("processes")
+
 FAULT_RECORDS = 5000
 CRASH_RECORDS = 800
 RATE_RECORDS = 600

@@ -22,7 +22,7 @@ from tests.portal.browser import launched, shoot
 from tests.portal.conftest import PASSWORD, fixed_xlsx, messy_xlsx
 from tests.portal.server import Served, serve
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("processes")]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 RED = "FFC7CE"
