@@ -52,12 +52,11 @@ from bench.delivery_scenarios import (
 from bench.loadgen import LoadResult, load
 from bench.scale_scenarios import (
     epoch_seconds,
-    free_port,
     record_statuses,
+    start_apis,
     start_process,
     stop,
     upload_and_wait,
-    wait_for_api,
     wait_until,
     write_files,
 )
@@ -147,17 +146,8 @@ def peak(root: Path, monkeypatch: pytest.MonkeyPatch, args: argparse.Namespace) 
             token = TokenService(hub.engine, hub.protector).issue(
                 Principal.for_role("user:bench-peak", "admin", ""), ttl=7200
             )
-            ports = [free_port(), free_port()]
-            apis = [
-                start_process(
-                    ["serve", "--port", str(port), "--no-dispatcher"], env, root / f"api-{i}.log"
-                )
-                for i, port in enumerate(ports, 1)
-            ]
+            apis, bases = start_apis(2, env, root, token)
             processes += apis
-            bases = [f"http://127.0.0.1:{port}" for port in ports]
-            for base, api in zip(bases, apis, strict=True):
-                wait_for_api(base, token, api)
             processes += [
                 start_process(["worker"], env, root / f"worker-{i}.log")
                 for i in range(1, args.workers + 1)
@@ -167,6 +157,7 @@ def peak(root: Path, monkeypatch: pytest.MonkeyPatch, args: argparse.Namespace) 
             started = time.perf_counter()
             first = upload_and_wait(bases[0], token, paths[0], args.timeout)
             batch_path = f"/api/v1/batches/{first['batch_id']}"
+            ports = [int(base.rsplit(":", 1)[1]) for base in bases]
             targets = [(p, path) for p in ports for path in (batch_path, "/api/v1/stats")]
             reads: dict[str, LoadResult] = {}
             reader = threading.Thread(

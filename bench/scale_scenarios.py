@@ -170,6 +170,22 @@ def free_port() -> int:
         return port
 
 
+def start_apis(
+    count: int, env: Mapping[str, str], root: Path, token: str
+) -> tuple[list[Worker], list[str]]:
+    """`count` `hub serve --no-dispatcher` processes on free ports, each answering with
+    `token`; the processes and their base URLs."""
+    ports = [free_port() for _ in range(count)]
+    apis = [
+        start_process(["serve", "--port", str(port), "--no-dispatcher"], env, root / f"api-{i}.log")
+        for i, port in enumerate(ports, 1)
+    ]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    for base, api in zip(bases, apis, strict=True):
+        wait_for_api(base, token, api)
+    return apis, bases
+
+
 def start_process(argv: Sequence[str], env: Mapping[str, str], log: Path) -> Worker:
     """A `hub` subprocess (`Worker` keeps its output in `log`): the hub's variables come
     from `env` only, not from whoever runs this."""
@@ -382,17 +398,8 @@ def scale_out(
                     start_process(["jobs", "scheduler"], env, root / f"scheduler-{i}.log")
                     for i in (1, 2)
                 ]
-            ports = [free_port() for _ in range(API_PROCESSES)]
-            apis = [
-                start_process(
-                    ["serve", "--port", str(port), "--no-dispatcher"], env, root / f"api-{i}.log"
-                )
-                for i, port in enumerate(ports, 1)
-            ]
+            apis, bases = start_apis(API_PROCESSES, env, root, token)
             processes += apis
-            bases = [f"http://127.0.0.1:{port}" for port in ports]
-            for base, api in zip(bases, apis, strict=True):
-                wait_for_api(base, token, api)
 
             # 3. upload through both APIs at once
             started_wall = time.time()

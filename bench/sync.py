@@ -38,27 +38,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.adapters.legacy_db import COLUMNS, MAPPING  # the tests' legacy register
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = base64.b64encode(bytes(range(32))).decode()
-COLUMNS = (
-    "NO_REG", "NAMA_LGKP", "JENIS_KLMIN", "TMPT_LHR", "TGL_LHR", "ANAK_KE", "NIK_IBU",
-    "NAMA_LGKP_IBU", "NO_KK", "NO_PROP", "NO_KAB", "NO_KEC", "NO_KEL", "NIK_PELAPOR",
-    "NAMA_PELAPOR", "TGL_LAPOR", "RV",
-)  # fmt: skip
-MAPPING: dict[str, Any] = {
-    "nama_bayi": "NAMA_LGKP",
-    "jenis_kelamin": "JENIS_KLMIN",
-    "tempat_kelahiran": "TMPT_LHR",
-    "tanggal_lahir": "TGL_LHR",
-    "kelahiran_ke": "ANAK_KE",
-    "nik_ibu": "NIK_IBU",
-    "nama_ibu": "NAMA_LGKP_IBU",
-    "no_kk": "NO_KK",
-    "kode_wilayah": ["NO_PROP", "NO_KAB", "NO_KEC", "NO_KEL"],
-    "nik_pelapor": "NIK_PELAPOR",
-    "nama_pelapor": "NAMA_PELAPOR",
-    "tanggal_lapor": "TGL_LAPOR",
-}
 
 
 def connection_string(pg: str) -> str:

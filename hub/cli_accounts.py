@@ -14,7 +14,6 @@ stderr and exit status 2; every change is audited with the actor (`--actor`, def
 
 from __future__ import annotations
 
-import getpass
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 import orjson
 
-from hub.cli_support import handled
+from hub.cli_support import cli_actor, handled
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -34,15 +33,6 @@ _actor_option = click.option("--actor", help="who makes the change (default: cli
 _format_option = click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-
-
-def _actor(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @contextmanager
@@ -97,7 +87,7 @@ def users_add(
         password = click.prompt(
             "Password (12 characters or more)", hide_input=True, confirmation_prompt=True
         )
-    user = _in_transaction(add_user, username, password, role, wilayah, actor=_actor(actor))
+    user = _in_transaction(add_user, username, password, role, wilayah, actor=cli_actor(actor))
     click.echo(f"user {user.username} added: {user.role} of {user.wilayah or 'nasional'}")
 
 
@@ -127,7 +117,7 @@ def users_disable(username: str, actor: str | None) -> None:
     """Stop a user from logging in (tokens already issued expire within 15 minutes)."""
     from hub.api.accounts import disable_user
 
-    changed = _in_transaction(disable_user, username, actor=_actor(actor))
+    changed = _in_transaction(disable_user, username, actor=cli_actor(actor))
     click.echo(f"user {username} {'disabled' if changed else 'was already disabled'}")
 
 
@@ -148,7 +138,7 @@ def clients_add(name: str, scopes: Sequence[str], wilayah: str, actor: str | Non
     """Register a system; prints its client_id and secret (the secret only this once)."""
     from hub.api.accounts import add_client
 
-    client_id, secret = _in_transaction(add_client, name, scopes, wilayah, actor=_actor(actor))
+    client_id, secret = _in_transaction(add_client, name, scopes, wilayah, actor=cli_actor(actor))
     click.echo(f"client_id:     {client_id}")
     click.echo(f"client_secret: {secret}")
     click.echo(
@@ -183,7 +173,7 @@ def clients_revoke(client_id: str, actor: str | None) -> None:
     """Refuse a client from now on (tokens already issued expire within 15 minutes)."""
     from hub.api.accounts import revoke_client
 
-    changed = _in_transaction(revoke_client, client_id, actor=_actor(actor))
+    changed = _in_transaction(revoke_client, client_id, actor=cli_actor(actor))
     click.echo(f"client {client_id} {'revoked' if changed else 'was already revoked'}")
 
 
@@ -211,11 +201,11 @@ def keys_rotate(actor: str | None, pii: bool, batch_size: int) -> None:
     if pii:
         from hub.cli_custody import rotate_pii
 
-        rotate_pii(_actor(actor), batch_size, 0.0)
+        rotate_pii(cli_actor(actor), batch_size, 0.0)
         return
 
     with handled(), _opened() as hub:
-        kid = TokenService(hub.engine, hub.protector).rotate(actor=_actor(actor))
+        kid = TokenService(hub.engine, hub.protector).rotate(actor=cli_actor(actor))
     click.echo(f"signing key rotated: new kid {kid}")
     click.echo(f"running API processes sign with it within {REFRESH} seconds")
 

@@ -16,7 +16,6 @@ status 2.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from hub.cli_support import EXIT_INVALID, fail, handled
+from hub.cli_support import EXIT_INVALID, cli_actor, fail, handled
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -34,15 +33,6 @@ _format_option = click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 _actor_option = click.option("--actor", help="who does it (default: cli:<user>)")
-
-
-def _actor(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @contextmanager
@@ -127,7 +117,9 @@ def audit_checkpoint(actor: str | None, output: str) -> None:
     from hub.audit import create_checkpoint
 
     with _opened() as hub, hub.engine.begin() as conn:
-        checkpoint = create_checkpoint(conn, hub.protector.audit_signing_key(), actor=_actor(actor))
+        checkpoint = create_checkpoint(
+            conn, hub.protector.audit_signing_key(), actor=cli_actor(actor)
+        )
     if output == "json":
         _json(checkpoint.as_dict())
         return
@@ -145,7 +137,9 @@ def audit_export_checkpoint(path: Path, actor: str | None) -> None:
     from hub.audit import create_checkpoint
 
     with _opened() as hub, hub.engine.begin() as conn:
-        checkpoint = create_checkpoint(conn, hub.protector.audit_signing_key(), actor=_actor(actor))
+        checkpoint = create_checkpoint(
+            conn, hub.protector.audit_signing_key(), actor=cli_actor(actor)
+        )
     with handled():
         path.write_bytes(orjson.dumps(checkpoint.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     click.echo(f"checkpoint of event {checkpoint.last_id} written to {path}")
@@ -172,7 +166,7 @@ def trace(record_id: int, reveal: bool, actor: str | None, output: str) -> None:
             with hub.engine.begin() as conn:
                 AuditLog.record(
                     conn,
-                    actor=_actor(actor),
+                    actor=cli_actor(actor),
                     action="record.revealed",
                     entity_type="record",
                     entity_id=str(record_id),
@@ -339,7 +333,7 @@ def retention_restore(
 
     with _opened() as hub:
         restored = restore_archive(
-            hub, archive, record_ids=record_ids or None, reason=reason, actor=_actor(actor)
+            hub, archive, record_ids=record_ids or None, reason=reason, actor=cli_actor(actor)
         )
     click.echo(f"restored {len(restored)} record(s) from {archive}: {restored[:20]}")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import getpass
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,17 +12,8 @@ from typing import Any
 import click
 import orjson
 
-from hub.cli_support import EXIT_INVALID, fail, handled
+from hub.cli_support import EXIT_INVALID, cli_actor, fail, handled
 from hub.errors import ConfigValidationError
-
-
-def _actor(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _open_with_routes() -> Any:
@@ -148,7 +138,7 @@ def approve(
                             records.c.status == "pending_approval",
                         )
                     ).scalars()
-                who = _actor(actor)
+                who = cli_actor(actor)
                 if reject:
                     decision = flow.reject(conn, ids, actor=who, reason=reason or "")
                 else:
@@ -229,7 +219,7 @@ def outbox_resume(connector: str, actor: str | None) -> None:
         hub = _open_with_routes()
         try:
             with hub.engine.begin() as conn:
-                resumed = ops.resume(conn, connector, actor=_actor(actor))
+                resumed = ops.resume(conn, connector, actor=cli_actor(actor))
         finally:
             hub.close()
     if not resumed:
@@ -334,7 +324,7 @@ def dlq_replay(
                     conn,
                     flow,
                     None if replay_all else list(message_ids),
-                    actor=_actor(actor),
+                    actor=cli_actor(actor),
                     connector=connector,
                 )
         finally:

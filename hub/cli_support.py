@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,3 +29,13 @@ def handled() -> Iterator[None]:
         fail(str(exc).replace("\n", " "))
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".strip(": "))
+
+
+def cli_actor(given: str | None) -> str:
+    """Who a command acts as, for the audit trail: `--actor`, else `cli:<login name>`."""
+    if given:
+        return given
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

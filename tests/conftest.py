@@ -37,6 +37,11 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
+#: For tests that start many processes: they run one after another on one xdist worker
+#: (`--dist loadgroup` in the Makefile); together they starve the simulators' clocks.
+MANY_PROCESSES = pytest.mark.xdist_group("processes")
+
+
 def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: services are required)")

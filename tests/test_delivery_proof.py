@@ -23,10 +23,9 @@ from hub.audit import utc_timestamp
 from hub.dispatcher import RATE_HEADROOM
 from hub.limits import RedisRateLimiter
 from hub.store.tables import connector_state
+from tests.conftest import MANY_PROCESSES
 
-#: Tests that start many processes run one after another on one xdist worker (`--dist
-#: loadgroup` in the Makefile): together they starve the simulators' clocks and timings.
-pytestmark = pytest.mark.xdist_group("processes")
+pytestmark = MANY_PROCESSES
 
 FAULT_RECORDS = 5000
 CRASH_RECORDS = 800

@@ -17,10 +17,9 @@ import pytest
 from bench import delivery_scenarios
 from bench.scale_scenarios import birth_row, scale_out, write_files
 from tests.builders import KELAHIRAN_HEADER
+from tests.conftest import MANY_PROCESSES
 
-#: Tests that start many processes run one after another on one xdist worker (`--dist
-#: loadgroup` in the Makefile): together they starve the simulators' clocks and timings.
-pytestmark = pytest.mark.xdist_group("processes")
+pytestmark = MANY_PROCESSES
 
 RECORDS = 2000
 FILES = 6

@@ -622,23 +622,20 @@ async def list_issues(request: Request) -> Response:
 def build_report(hub: Hub, batch: Any, actor: str) -> tuple[Path, Path]:
     """Write the annotated workbook of a finished batch: (its path, the directory to remove
     once it is sent). Raises 404 when the batch has no uploaded file (records sent as JSON)."""
-    with hub.engine.connect() as conn:
-        sealed = conn.execute(
-            sa.select(batch_files.c.content).where(batch_files.c.batch_id == batch.id)
-        ).scalar_one_or_none()
-        stored = list(
-            conn.execute(
-                sa.select(row_issues)
-                .where(row_issues.c.batch_id == batch.id)
-                .order_by(row_issues.c.id)
-            )
-        )
-    if sealed is None:
-        raise ApiError(404, "not_found", f"batch {batch.id} has no uploaded file")
     directory = Path(tempfile.mkdtemp(prefix="hub-report-"))
     try:
-        source_path = directory / safe_name(batch.file_name)
-        source_path.write_bytes(hub.protector.decrypt(sealed, _file_aad(batch.id)))
+        upload = unseal_upload(hub, batch.id, directory)
+        if upload is None:
+            raise ApiError(404, "not_found", f"batch {batch.id} has no uploaded file")
+        source_path = upload.path
+        with hub.engine.connect() as conn:
+            stored = list(
+                conn.execute(
+                    sa.select(row_issues)
+                    .where(row_issues.c.batch_id == batch.id)
+                    .order_by(row_issues.c.id)
+                )
+            )
         issues = [
             Issue(
                 row=row.row,

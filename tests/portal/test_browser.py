@@ -18,11 +18,12 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.builders import KELAHIRAN_HEADER, kelahiran_row, write_xlsx
+from tests.conftest import MANY_PROCESSES
 from tests.portal.browser import launched, shoot
 from tests.portal.conftest import PASSWORD, fixed_xlsx, messy_xlsx
 from tests.portal.server import Served, serve
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("processes")]
+pytestmark = [pytest.mark.browser, MANY_PROCESSES]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 RED = "FFC7CE"
