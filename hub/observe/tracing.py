@@ -134,11 +134,10 @@ def inject(headers: MutableMapping[str, str]) -> None:
 
 async def inject_into_request(request: Any) -> None:
     """httpx2 request hook: the current trace goes with every call to a national system."""
-    if _state["on"]:
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        for name, value in carrier.items():
-            request.headers[name] = value
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    for name, value in carrier.items():
+        request.headers[name] = value
 
 
 def current_ids() -> tuple[str, str] | None:
