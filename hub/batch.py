@@ -154,6 +154,10 @@ class BatchWriter:
             (str(r["field"]) for r in rules if r["rule"] == "death_once"), None
         )
 
+    def source_columns(self) -> list[list[str]]:
+        """The column labels of every table whose rows were sealed (`batches.source_columns`)."""
+        return self._sources.columns()
+
     # ----------------------------------------------------------- keys
 
     def natural_key(self, values: Mapping[str, Any]) -> bytes:

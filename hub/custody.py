@@ -6,9 +6,14 @@ source (file, sheet, row, original cells) -> normalised values -> validation iss
 ```
 
 The original cells of every stored row are kept sealed next to the record
-(`records.source_cells`, AES-GCM with an aad of their own, see `source_aad`); records stored
-before migration 0005 have none, and their trace says so. PII in a trace is masked unless the
-caller may read it (`reveal`), exactly as `GET /records/{id}` does.
+(`records.source_cells`, AES-GCM with an aad of their own, see `source_aad`) as the JSON
+`[layout_no, cell0, cell1, ...]`: every cell of the row as read, after the ordinal of its
+table (sheet) within the batch. The column labels are stored once per batch
+(`batches.source_columns`, JSON: one list of labels per table, by ordinal), not on every row.
+Records sealed before migration 0006 hold `[[label, cell], ...]` of their non-empty cells
+instead, and still open; records stored before migration 0005 have none, and their trace says
+so. PII in a trace is masked unless the caller may read it (`reveal`), exactly as
+`GET /records/{id}` does.
 
 ```python
 trace = trace_record(hub, 42, reveal=False)
@@ -43,26 +48,35 @@ def source_aad(record_type: str, natural_key: bytes) -> bytes:
 
 
 class SourceSealer:
-    """Seals the source row of each stored record: `[[column label, cell], ...]` of the cells
-    that hold something, in the file's column order."""
+    """Seals the source row of each stored record: `[layout_no, cell0, cell1, ...]`, every
+    cell as read after the ordinal of its table among the tables this sealer has seen; the
+    labels of those tables are `columns()`."""
 
-    __slots__ = ("_labels", "_layout", "_protector", "_type")
+    __slots__ = ("_columns", "_layout", "_layouts", "_prefix", "_protector", "_type")
 
     def __init__(self, protector: DataProtector, record_type: str) -> None:
         self._protector = protector
         self._type = record_type
+        self._layouts: list[TableLayout] = []
+        self._columns: list[list[str]] = []
         self._layout: TableLayout | None = None
-        self._labels: list[str] = []
+        self._prefix = b""
 
-    def _labels_of(self, layout: TableLayout) -> list[str]:
+    def _prefix_of(self, layout: TableLayout) -> bytes:
+        """`[layout_no` of `layout`, numbering a table not seen before."""
         if layout is not self._layout:
-            labels = [""] * max(
-                layout.width, max((c.index for c in layout.columns), default=-1) + 1
-            )
-            for column in layout.columns:
-                labels[column.index] = column.label
-            self._layout, self._labels = layout, labels
-        return self._labels
+            number = next((n for n, seen in enumerate(self._layouts) if seen is layout), None)
+            if number is None:
+                number = len(self._layouts)
+                labels = [""] * max(
+                    layout.width, max((c.index for c in layout.columns), default=-1) + 1
+                )
+                for column in layout.columns:
+                    labels[column.index] = column.label
+                self._layouts.append(layout)
+                self._columns.append(labels)
+            self._layout, self._prefix = layout, b"[%d" % number
+        return self._prefix
 
     def seal(
         self, layout: TableLayout | None, raw: Sequence[RawRow], index: int, natural_key: bytes
@@ -70,24 +84,44 @@ class SourceSealer:
         """The sealed source row `raw[index]`; None when the rows as read were not given."""
         if layout is None or index >= len(raw):
             return None
-        labels = self._labels_of(layout)
-        cells = [
-            [labels[i] if i < len(labels) else f"#{i + 1}", cell]
-            for i, cell in enumerate(raw[index].cells)
-            if cell is not None and cell != ""
-        ]
-        plain = orjson.dumps(cells, default=str)
+        prefix = self._prefix_of(layout)
+        cells = orjson.dumps(raw[index].cells, default=str)
+        plain = prefix + (b"," + cells[1:] if len(cells) > 2 else b"]")
         return self._protector.encrypt(plain, source_aad(self._type, natural_key))
+
+    def columns(self) -> list[list[str]]:
+        """The labels of each sealed table, by `layout_no`: entry i is column i's label ("" for
+        a column without one)."""
+        return self._columns
 
 
 def open_source_cells(
-    protector: DataProtector, record_type: str, natural_key: bytes, sealed: bytes | None
+    protector: DataProtector,
+    record_type: str,
+    natural_key: bytes,
+    sealed: bytes | None,
+    columns: Sequence[Sequence[str]] | None = None,
 ) -> list[tuple[str, Any]] | None:
-    """The source row sealed by `SourceSealer`, or None when none was kept."""
+    """The non-empty cells of the source row sealed by `SourceSealer` as (label, cell), or None
+    when none was kept. `columns` are the labels of the batch that sealed it
+    (`batches.source_columns`); a cell whose column has no label there is named `#N`."""
     if sealed is None:
         return None
-    cells = orjson.loads(protector.decrypt(bytes(sealed), source_aad(record_type, natural_key)))
-    return [(str(label), value) for label, value in cells]
+    found = orjson.loads(protector.decrypt(bytes(sealed), source_aad(record_type, natural_key)))
+    if not found or not isinstance(found[0], int):  # [[label, cell], ...], before 0006
+        return [(str(label), value) for label, value in found]
+    number, cells = found[0], found[1:]
+    labels: Sequence[Any] = ()
+    if isinstance(columns, (list, tuple)) and 0 <= number < len(columns):
+        labels = columns[number] if isinstance(columns[number], (list, tuple)) else ()
+    return [
+        (_label(labels, i), cell) for i, cell in enumerate(cells) if cell is not None and cell != ""
+    ]
+
+
+def _label(labels: Sequence[Any], i: int) -> str:
+    label = labels[i] if i < len(labels) else None
+    return label if isinstance(label, str) and label else f"#{i + 1}"
 
 
 # ------------------------------------------------------------------ the trace
@@ -264,8 +298,13 @@ def _source(
     if version.batch_id is not None:
         batch = conn.execute(sa.select(batches).where(batches.c.id == version.batch_id)).first()
     sheet, row_number = _parse_row_ref(version.row_ref)
+    columns = (
+        orjson.loads(batch.source_columns)
+        if batch is not None and batch.source_columns is not None
+        else None
+    )
     cells = open_source_cells(
-        hub.protector, record.record_type, bytes(record.natural_key), version.source_cells
+        hub.protector, record.record_type, bytes(record.natural_key), version.source_cells, columns
     )
     return {
         "batch_id": version.batch_id,

@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Final, TypeAlias
 
 from hub.records import CellValue, Severity
@@ -536,6 +537,60 @@ def make_normaliser(
     if kind == "name":
         return make_text(spec), False
     return make_text(spec), True
+
+
+def needs_normalising(spec: FieldSpec) -> Callable[[Sequence[CellValue]], list[int]] | None:
+    """For a column of `spec`, the positions of the cells that are not already canonical.
+
+    A cell it leaves out normalises to itself with no problem (a NIK may still earn
+    `nik_region_unknown`, which the validator checks apart). The validator sends only the
+    positions it returns through the field's normaliser: the common, clean case of the
+    columns that hardly repeat (NIK, KK, names, addresses) costs no Python call per cell.
+    None for kinds that repeat enough to be cached by value instead.
+    """
+    if spec.kind in {"nik", "kk"}:
+        day_months = (_KK_DAY_MONTHS if spec.kind == "kk" else _NIK_DAY_MONTHS) - _LEAP_DAYS
+        return partial(_identifiers_to_normalise, day_months)
+    if spec.kind in {"name", "text"}:
+        limit = spec.max_length if spec.max_length is not None else _TEXT_LIMIT
+        return partial(_texts_to_normalise, limit)
+    return None
+
+
+def _identifiers_to_normalise(day_months: frozenset[str], column: Sequence[CellValue]) -> list[int]:
+    """Cells that are not 16 ASCII digits with a province, a valid DDMM (leap days go to the
+    normaliser) and a serial other than 0000: what `_is_valid_identifier` accepts."""
+    digits16, provinces = _DIGITS16, _PROVINCE_TEXT
+    return [
+        i
+        for i, v in enumerate(column)
+        if type(v) is not str
+        or digits16(v) is None
+        or v[:2] not in provinces
+        or v[6:10] not in day_months
+        or v[12:] == "0000"
+    ]
+
+
+def _texts_to_normalise(limit: int, column: Sequence[CellValue]) -> list[int]:
+    """Cells that are not printable ASCII without doubled, leading or trailing spaces, longer
+    than any blank marker ("-", "null", "n/a") and within `limit`: what `clean_text` keeps."""
+    shortest = _LONGEST_BLANK
+    return [
+        i
+        for i, v in enumerate(column)
+        if type(v) is not str
+        or not shortest < len(v) <= limit
+        or not v.isascii()
+        or not v.isprintable()
+        or "  " in v
+        or v[0] == " "
+        or v[-1] == " "
+    ]
+
+
+_DIGITS16: Final = re.compile("[0-9]{16}").fullmatch
+_TEXT_LIMIT: Final = 1 << 30
 
 
 def normalise_wilayah_text(value: CellValue) -> Result:

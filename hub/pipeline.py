@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from adapters.base import Source
 from hub.audit import AuditLog
 from hub.batch import BatchWriter, Counts, utc_now
@@ -221,7 +223,12 @@ def run_batch(
             conn.execute(
                 batches.update()
                 .where(batches.c.id == batch_id)
-                .values(status="done", finished_at=utc_now(), **counts.as_dict())
+                .values(
+                    status="done",
+                    finished_at=utc_now(),
+                    source_columns=orjson.dumps(writer.source_columns()).decode(),
+                    **counts.as_dict(),
+                )
             )
             AuditLog.record(
                 conn,

@@ -13,14 +13,24 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from hub.layout import Column, TableLayout, cell_text
 from hub.messages import Messages
-from hub.normalise import Result, make_normaliser, nik_birth_date, split_rt_rw
+from hub.normalise import (
+    Normaliser,
+    Problem,
+    Result,
+    make_normaliser,
+    needs_normalising,
+    nik_birth_date,
+    split_rt_rw,
+)
 from hub.records import CellValue, Issue, Provenance, RawRow, Severity
 from hub.schemas import FieldSpec, RecordSchema, SplitSpec
 
+#: Positions of a column's cells that need their normaliser (`hub.normalise.needs_normalising`).
+ColumnFilter: TypeAlias = Callable[[Sequence[CellValue]], list[int]]
 #: The day in Indonesia's easternmost zone (WIT): a date is "in the future" only after it.
 WIT = dt.timezone(dt.timedelta(hours=9))
 LEVEL_NAMES = {1: "provinsi", 2: "kabupaten/kota", 3: "kecamatan", 4: "desa/kelurahan"}
@@ -90,12 +100,13 @@ class RecordValidator:
         self.messages = messages
         self.scope = scope
         self.today = (today or dt.datetime.now(WIT).date()).isoformat()
-        self._normalisers: dict[str, tuple[Callable[[CellValue], Result], bool]] = {}
+        self._normalisers: dict[str, tuple[Normaliser, bool, ColumnFilter | None]] = {}
         for name, spec in schema.fields.items():
             normalise, cacheable = make_normaliser(spec, known_kecamatan=regions.has_kecamatan)
             if spec.kind == "wilayah":
                 normalise = self._with_region_check(normalise)
-            self._normalisers[name] = (normalise, cacheable)
+            self._normalisers[name] = (normalise, cacheable, needs_normalising(spec))
+        self._nik_regions = frozenset(n for n, spec in schema.fields.items() if spec.kind == "nik")
         rules = schema.rules
         self._not_future = [f for r in rules if r["rule"] == "not_future" for f in r["fields"]]
         self._order = [(r["earlier"], r["later"]) for r in rules if r["rule"] == "order"]
@@ -124,25 +135,62 @@ class RecordValidator:
 
         return check
 
-    def _column(self, name: str, raw: Sequence[CellValue]) -> list[Result]:
-        """Normalise one column; a cacheable normaliser runs once per distinct value."""
-        normalise, cacheable = self._normalisers[name]
+    def _column(
+        self, name: str, raw: Sequence[CellValue]
+    ) -> tuple[list[Any], dict[int, tuple[Problem, ...]]]:
+        """Normalise one column: its values (None where unreadable) and the problems by row.
+
+        Cells a column filter finds already canonical are kept as they are; a cacheable
+        normaliser runs once per distinct value; anything else once per cell."""
+        normalise, cacheable, to_normalise = self._normalisers[name]
+        problems: dict[int, tuple[Problem, ...]] = {}
+        if to_normalise is not None:
+            values = list(raw)
+            positions = to_normalise(raw)
+            if name in self._nik_regions:
+                positions = self._with_unknown_regions(raw, positions)
+            for i in positions:
+                value, found = normalise(raw[i])
+                values[i] = value
+                if found:
+                    problems[i] = found
+            return values, problems
         if not cacheable:
-            return list(map(normalise, raw))
-        if set(map(type, raw)) <= _TEXT_TYPES:
+            results = list(map(normalise, raw))
+        elif set(map(type, raw)) <= _TEXT_TYPES:
             # CSV cells (and text-only sheet columns): the values themselves are the keys.
             known = {value: normalise(value) for value in set(raw)}
-            return list(map(known.__getitem__, raw))
-        # Spreadsheet cells of mixed types: 1, 1.0 and True are equal keys, so add the type.
-        cache: dict[Any, Result] = {}
-        out: list[Result] = []
-        for value in raw:
-            key = (type(value), value)
-            result = cache.get(key)
-            if result is None:
-                result = cache[key] = normalise(value)
-            out.append(result)
-        return out
+            values_of = {value: result[0] for value, result in known.items()}
+            values = list(map(values_of.__getitem__, raw))
+            troubled = {value for value, result in known.items() if result[1]}
+            if troubled:
+                problems = {i: known[v][1] for i, v in enumerate(raw) if v in troubled}
+            return values, problems
+        else:
+            # Spreadsheet cells of mixed types: 1, 1.0 and True are equal keys, so add the type.
+            cache: dict[Any, Result] = {}
+            results = []
+            for value in raw:
+                key = (type(value), value)
+                result = cache.get(key)
+                if result is None:
+                    result = cache[key] = normalise(value)
+                results.append(result)
+        problems = {i: result[1] for i, result in enumerate(results) if result[1]}
+        return [result[0] for result in results], problems
+
+    def _with_unknown_regions(self, raw: Sequence[CellValue], positions: list[int]) -> list[int]:
+        """`positions` plus the canonical NIK cells whose first six digits name no known
+        kecamatan (the normaliser adds their `nik_region_unknown` warning)."""
+        prefixes = {v[:6] for v in raw if type(v) is str}
+        unknown = {p for p in prefixes if not self.regions.has_kecamatan(p)}
+        if not unknown:
+            return positions
+        taken = set(positions)
+        extra = [
+            i for i, v in enumerate(raw) if type(v) is str and v[:6] in unknown and i not in taken
+        ]
+        return sorted(taken.union(extra))
 
     def _raw_columns(
         self, layout: TableLayout, rows: Sequence[Any]
@@ -238,7 +286,7 @@ class RecordValidator:
         names = list(raw_columns)
         normalised = [self._column(name, raw_columns[name]) for name in names]
         # One dict per row, built in C; a field that could not be read is None.
-        value_columns = [[value for value, _ in column] for column in normalised]
+        value_columns = [values for values, _ in normalised]
         results = (
             [
                 RowResult(row.provenance, dict(zip(names, values, strict=True)), [], False)
@@ -248,9 +296,9 @@ class RecordValidator:
             else [RowResult(row.provenance, {}, [], False) for row in rows]
         )
         errored: list[set[str] | None] = [None] * len(rows)
-        for name, column, raw in zip(names, normalised, raw_columns.values(), strict=True):
-            for i in [i for i, (_, problems) in enumerate(column) if problems]:
-                for code, severity, params in column[i][1]:
+        for name, (_, problems), raw in zip(names, normalised, raw_columns.values(), strict=True):
+            for i in sorted(problems):
+                for code, severity, params in problems[i]:
                     self.issue(results[i], layout, name, code, severity, params, raw[i])
                     if severity == "error":
                         errored[i] = (errored[i] or set()) | {name}

@@ -41,6 +41,10 @@ batches = sa.Table(
     sa.Column("actor", sa.String(100), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("finished_at", Timestamp, nullable=True),
+    # The column labels of each table (sheet) whose rows were sealed into `source_cells`, as
+    # JSON: one list per table, by the ordinal each sealed row starts with (hub/custody.py).
+    # NULL for batches stored before 0006 and for batches that did not finish.
+    sa.Column("source_columns", sa.Text, nullable=True),
 )
 
 records = sa.Table(
@@ -69,8 +73,9 @@ records = sa.Table(
     sa.Column("step", sa.Integer, nullable=True),
     sa.Column("flags", sa.Text, nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
-    # The source row as read (column labels and cells), sealed like `pii` with its own aad:
-    # the chain of custody shows it (hub/custody.py). NULL for records stored before 0005.
+    # The source row as read, sealed like `pii` with its own aad: `[layout_no, cells...]`,
+    # labelled by its batch's `source_columns` (`[[label, cell], ...]` before 0006); the
+    # chain of custody shows it (hub/custody.py). NULL for records stored before 0005.
     sa.Column("source_cells", sa.LargeBinary, nullable=True),
     # Natural keys are digests in a domain of their own per record type, so the key alone
     # is unique; a narrower index makes every insert cheaper.

@@ -63,7 +63,7 @@ def test_upgrade_is_idempotent_and_records_the_head(engine):
     upgrade(engine)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == head == "0005"
+        assert MigrationContext.configure(conn).get_current_revision() == head == "0006"
         assert conn.execute(sa.select(audit_head)).all() == [(1, 0, "0" * 64)]
 
 
