@@ -12,9 +12,10 @@ import datetime as dt
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -84,11 +85,10 @@ class Held:
         return int(digits.group(1)) if digits else 0
 
 
-@dataclass(frozen=True, slots=True)
-class Encoded:
+class Encoded(NamedTuple):
     """A valid row as it would be stored (see `BatchWriter.encode`)."""
 
-    index: int  # position in the chunk
+    position: int  # in the chunk
     key: bytes
     content: bytes
     clear_json: bytes
@@ -144,6 +144,9 @@ class BatchWriter:
     def __post_init__(self) -> None:
         self._pii_names = self.schema.pii_fields
         self._clear_names = tuple(f for f in self.schema.fields if f not in self._pii_names)
+        self._pii_values = _values_of(self._pii_names)
+        self._clear_values = _values_of(self._clear_names)
+        self._key_values = _values_of(self.schema.natural_key)
         self._key_domain = f"natural_key:{self.schema.record_type}"
         self._type_bytes = self.schema.record_type.encode()
         self._sources = SourceSealer(self.protector, self.schema.record_type)
@@ -161,16 +164,15 @@ class BatchWriter:
     # ----------------------------------------------------------- keys
 
     def natural_key(self, values: Mapping[str, Any]) -> bytes:
-        text = "\x1f".join(str(values[name]) for name in self.schema.natural_key)
+        text = "\x1f".join(map(str, self._key_values(values)))
         return self.protector.blind_index(text, self._key_domain)
 
     def encode(self, i: int, values: Mapping[str, Any]) -> Encoded:
         """A valid row's stored form: clear and PII JSON (keys sorted, blanks left out), its
-        natural key and a keyed hash of its content, for deduplication."""
-        pii = {k: v for k in self._pii_names if (v := values.get(k)) is not None}
-        clear = {k: v for k in self._clear_names if (v := values.get(k)) is not None}
-        pii_json = orjson.dumps(pii, option=orjson.OPT_SORT_KEYS)
-        clear_json = orjson.dumps(clear, option=orjson.OPT_SORT_KEYS)
+        natural key and a keyed hash of its content, for deduplication. `values` holds every
+        field of the schema (None where blank), as `RecordValidator.validate` gives them."""
+        pii_json = _json_without_blanks(self._pii_names, self._pii_values(values))
+        clear_json = _json_without_blanks(self._clear_names, self._clear_values(values))
         content = self.protector.digest(clear_json + b"\x1e" + pii_json, "content")
         return Encoded(i, self.natural_key(values), content, clear_json, pii_json)
 
@@ -239,7 +241,7 @@ class BatchWriter:
         inserts: list[tuple[Any, ...]] = []
         now = utc_now()
         for candidate in candidates:
-            i = candidate.index
+            i = candidate.position
             subject = subjects.get(i)
             if subject is not None and self._moved_after_death(results[i], deaths.get(subject)):
                 continue
@@ -263,9 +265,9 @@ class BatchWriter:
             return {}
         found = {}
         for candidate in candidates:
-            nik = results[candidate.index].values.get(subject)
+            nik = results[candidate.position].values.get(subject)
             if nik is not None:
-                found[candidate.index] = self.protector.blind_index(nik, "nik")
+                found[candidate.position] = self.protector.blind_index(nik, "nik")
         return found
 
     def _moved_after_death(self, result: RowResult, died: str | None) -> bool:
@@ -386,7 +388,7 @@ class BatchWriter:
             encoded.content,
             now,
             now,
-            self._sources.seal(self._layout, self._raw, encoded.index, encoded.key),
+            self._sources.seal(self._layout, self._raw, encoded.position, encoded.key),
         )
 
     def _correct(
@@ -453,3 +455,22 @@ class BatchWriter:
             for issue in issues
         ]
         bulk_insert(self.conn, row_issues, ISSUE_COLUMNS, rows)
+
+
+def _values_of(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of `names` in a mapping, as a tuple (in C: `itemgetter`)."""
+    if len(names) == 1:
+        only = names[0]
+        return lambda values: (values[only],)
+    if not names:
+        return lambda values: ()
+    return itemgetter(*names)
+
+
+def _json_without_blanks(names: Sequence[str], values: tuple[Any, ...]) -> bytes:
+    """JSON of the non-None `values` under their `names`, keys sorted."""
+    if None in values:
+        pairs = {k: v for k, v in zip(names, values, strict=True) if v is not None}
+    else:
+        pairs = dict(zip(names, values, strict=True))
+    return orjson.dumps(pairs, option=orjson.OPT_SORT_KEYS)

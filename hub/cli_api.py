@@ -12,7 +12,6 @@ import click
 
 from hub.cli_support import handled
 from hub.errors import ConfigError
-from hub.observe.logs import configure_logging
 
 
 @click.command()
@@ -25,6 +24,8 @@ def serve(host: str, port: int, workers: int, no_dispatcher: bool, access_log: b
     """Serve the API on /api/v1 (and send queued messages unless --no-dispatcher)."""
     with handled():
         _share_metrics(workers)  # before anything imports prometheus_client
+        from hub.observe.logs import configure_logging  # structlog: not for every command
+
         configure_logging("INFO")
 
     from granian import Granian

@@ -198,7 +198,7 @@ class DataProtector:
         if time.monotonic() > self._refresh_at:
             self.refresh()
         header, cipher = self._active
-        nonce = os.urandom(NONCE_SIZE)
+        nonce = _NONCES.take()
         return header + nonce + cipher.encrypt(nonce, plaintext, header + aad)
 
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
@@ -250,6 +250,37 @@ class DataProtector:
     def open_json(self, blob: bytes, aad: bytes = b"") -> Any:
         """Decrypt and parse a blob made by `seal_json`."""
         return orjson.loads(self.decrypt(blob, aad))
+
+
+class _NoncePool:
+    """Random 96-bit nonces drawn from the OS a block at a time: one `getrandom` call per
+    4,096 seals instead of one per seal (a record seals two blobs, and the system call was
+    a tenth of their cost). Still random nonces, never a counter. Thread-safe; a forked
+    child empties its pool, so parent and child can never use the same unused nonces."""
+
+    BLOCK = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._next = 0
+
+    def take(self) -> bytes:
+        with self._lock:
+            start = self._next
+            if start >= len(self._pool):
+                self._pool, start = os.urandom(NONCE_SIZE * self.BLOCK), 0
+            self._next = start + NONCE_SIZE
+            return self._pool[start : start + NONCE_SIZE]
+
+    def forget(self) -> None:
+        """In a forked child: a new lock (the parent's may be held) and an empty pool."""
+        self._lock = threading.Lock()
+        self._pool, self._next = b"", 0
+
+
+_NONCES: Final = _NoncePool()
+os.register_at_fork(after_in_child=_NONCES.forget)
 
 
 def generate_data_key() -> str:

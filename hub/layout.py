@@ -204,13 +204,6 @@ def _is_trailer_start(row: RawRow) -> bool:
     return bool(_TRAILER.match(lowered) or _PLACE_DATE.match(lowered))
 
 
-def _filled(row: RawRow) -> int:
-    """Non-empty cells of a row (a cell of spaces counts: rare, and it only makes a row
-    look denser). Counted in C: this runs for every row of every file."""
-    cells = row.cells
-    return len(cells) - cells.count(None) - cells.count("")
-
-
 def _repeats_header(layout: TableLayout, row: RawRow) -> bool:
     cells = row.cells
     first = layout.columns[0] if layout.columns else None
@@ -255,29 +248,31 @@ def iter_data_rows(
         rest = [r for r in pending if r.provenance.row > last_header]
         pending.clear()
         for r in rest:
-            yield from step(r)
+            if is_data(r):
+                yield layout, r
 
-    def step(row: RawRow) -> Iterator[tuple[TableLayout, RawRow]]:
+    def is_data(row: RawRow) -> bool:
+        """Whether a row after the header is data (a plain function, not a generator: it
+        runs for every row of every file)."""
         nonlocal in_trailer, after_header
         assert layout is not None
         if after_header:
             after_header = False
             if _is_column_numbers(row):
-                return
-        filled = _filled(row)
+                return False
+        cells = row.cells
+        filled = len(cells) - cells.count(None) - cells.count("")  # counted in C
         dense = filled * 2 >= max(2, len(layout.fields) + len(layout.splits))
         if in_trailer and not dense:
-            return
+            return False
         if not dense and _is_trailer_start(row):
             in_trailer = True
-            return
+            return False
         in_trailer = False
         if _repeats_header(layout, row):
             after_header = True
-            return
-        if not dense and not any(_text(c) for c in row.cells):
-            return
-        yield layout, row
+            return False
+        return dense or any(_text(c) for c in cells)
 
     for row in rows:
         if row.provenance.part != part:
@@ -292,9 +287,8 @@ def iter_data_rows(
                     part = row.provenance.part  # keep skipping this table
                     layout = _SKIP
             continue
-        if layout is _SKIP:
-            continue
-        yield from step(row)
+        if layout is not _SKIP and is_data(row):
+            yield layout, row
     if layout is None and pending:
         yield from resolve()
     if not found_any:

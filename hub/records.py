@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 #: A cell as a source read it. CSV cells are always `str`; spreadsheet cells keep their type
 #: (a NIK typed as a number arrives as `float` or `int`, a real date as `date`/`datetime`).
@@ -16,21 +16,20 @@ Severity: TypeAlias = Literal["error", "warning"]
 Outcome: TypeAlias = Literal["valid", "invalid", "duplicate"]
 
 
-@dataclass(frozen=True, slots=True)
-class Provenance:
+class Provenance(NamedTuple):
     """Where a row came from, kept next to the data and never inside it.
 
     >>> Provenance("excel", "lahir.xlsx", 12, part="Juli").position
     'Juli!R12'
+
+    Provenance and `RawRow` are named tuples: a source makes one of each for every row it
+    reads, and a tuple is made several times faster than a frozen dataclass.
     """
 
     source: str  # adapter name: "excel", "csv", "sqlserver", "api"
     locator: str  # file name or table
     row: int  # row number as the operator sees it (Excel row, CSV line, primary key)
     part: str = ""  # sheet name; a new part starts a new table (its own header)
-    extracted_at: dt.datetime = field(
-        default_factory=lambda: dt.datetime.now(dt.UTC), compare=False
-    )
 
     @property
     def position(self) -> str:
@@ -41,8 +40,7 @@ class Provenance:
         return f"{self.part}#{self.row}" if self.part else f"#{self.row}"
 
 
-@dataclass(frozen=True, slots=True)
-class RawRow:
+class RawRow(NamedTuple):
     """One non-blank row of a source, cells in the source's own column order."""
 
     cells: tuple[CellValue, ...]

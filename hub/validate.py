@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
-from hub.layout import Column, TableLayout, cell_text
+from hub.layout import TableLayout, cell_text
 from hub.messages import Messages
 from hub.normalise import (
     Normaliser,
@@ -26,7 +26,7 @@ from hub.normalise import (
     nik_birth_date,
     split_rt_rw,
 )
-from hub.records import CellValue, Issue, Provenance, RawRow, Severity
+from hub.records import CellValue, Issue, Provenance, Severity
 from hub.schemas import FieldSpec, RecordSchema, SplitSpec
 
 #: Positions of a column's cells that need their normaliser (`hub.normalise.needs_normalising`).
@@ -283,20 +283,19 @@ class RecordValidator:
     def validate(self, layout: TableLayout, rows: Sequence[Any]) -> list[RowResult]:
         """Validate data rows (`RawRow`s) of one table."""
         raw_columns = self._raw_columns(layout, rows)
-        names = list(raw_columns)
-        normalised = [self._column(name, raw_columns[name]) for name in names]
-        # One dict per row, built in C; a field that could not be read is None.
-        value_columns = [values for values, _ in normalised]
-        results = (
-            [
-                RowResult(row.provenance, dict(zip(names, values, strict=True)), [], False)
-                for row, values in zip(rows, zip(*value_columns, strict=True), strict=True)
-            ]
-            if names
-            else [RowResult(row.provenance, {}, [], False) for row in rows]
-        )
+        read = list(raw_columns)
+        normalised = [self._column(name, raw_columns[name]) for name in read]
+        # Every field of the schema, None where the file has no column for it or the cell
+        # could not be read; one dict per row, built in C.
+        by_name = {name: values for name, (values, _) in zip(read, normalised, strict=True)}
+        names = list(self.schema.fields)
+        value_columns = [by_name.get(name) or [None] * len(rows) for name in names]
+        results = [
+            RowResult(row.provenance, dict(zip(names, values, strict=True)), [], False)
+            for row, values in zip(rows, zip(*value_columns, strict=True), strict=True)
+        ]
         errored: list[set[str] | None] = [None] * len(rows)
-        for name, (_, problems), raw in zip(names, normalised, raw_columns.values(), strict=True):
+        for name, (_, problems), raw in zip(read, normalised, raw_columns.values(), strict=True):
             for i in sorted(problems):
                 for code, severity, params in problems[i]:
                     self.issue(results[i], layout, name, code, severity, params, raw[i])
@@ -312,25 +311,6 @@ class RecordValidator:
                     )
         self._rules(results, layout, dict(zip(names, value_columns, strict=True)), errored)
         return results
-
-    def validate_values(self, data: Mapping[str, CellValue], provenance: Provenance) -> RowResult:
-        """Validate one record given as field -> value (an API request, a database row).
-
-        It goes through the same path as a file: a one-row table whose headers are the
-        canonical field names. Unknown fields are ignored here; callers that must refuse
-        them check `schema.fields` first.
-        """
-        names = [name for name in data if name in self.schema.fields]
-        columns = tuple(Column(i, name, self.schema.fields[name]) for i, name in enumerate(names))
-        layout = TableLayout(
-            part="",
-            header_rows=(0,),
-            columns=columns,
-            fields={column.label: column for column in columns},
-            width=len(names),
-        )
-        row = RawRow(tuple(data[name] for name in names), provenance)
-        return self.validate(layout, [row])[0]
 
     def _rules(
         self,

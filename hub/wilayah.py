@@ -24,6 +24,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from itertools import accumulate
 from pathlib import Path
 from typing import Final
 
@@ -264,24 +265,20 @@ class WilayahIndex:
 
     def __init__(self, regions: Iterable[tuple[str, str]]) -> None:
         """Build from `(kode, nama)` pairs; codes that are not dotted codes are skipped."""
+        shape = _SHAPE.fullmatch
         entries = sorted(
-            (int(kode.replace(".", "")), nama) for kode, nama in regions if code_level(kode)
+            [(int(kode.replace(".", "")), nama) for kode, nama in regions if shape(kode)]
         )
-        self._keys = array("q", (key for key, _ in entries))
-        blob = bytearray()
-        offsets = array("L", [0])
-        for _, nama in entries:
-            blob += nama.encode()
-            offsets.append(len(blob))
-        self._names = bytes(blob)
-        self._offsets = offsets
-        self._kecamatan = frozenset(str(key) for key, _ in entries if 100_000 <= key < 1_000_000)
+        self._keys = array("q", [key for key, _ in entries])
+        names = [nama.encode() for _, nama in entries]
+        self._names = b"".join(names)
+        self._offsets = array("L", [0, *accumulate(map(len, names))])
+        self._kecamatan = frozenset([str(key) for key, _ in entries if 100_000 <= key < 1_000_000])
 
     @classmethod
     def load(cls, conn: sa.Connection) -> WilayahIndex:
-        return cls(
-            (row.kode, row.nama) for row in conn.execute(sa.select(wilayah.c.kode, wilayah.c.nama))
-        )
+        """The index of the `wilayah` table (read through the driver: it runs at every start)."""
+        return cls(conn.exec_driver_sql("SELECT kode, nama FROM wilayah").all())
 
     def __len__(self) -> int:
         return len(self._keys)

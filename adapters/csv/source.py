@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
 import io
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -139,7 +138,6 @@ class CSVSource(Source):
     def _rows(self, encoding: str, delimiter: str) -> Iterator[RawRow]:
         csv.field_size_limit(self.max_cell_bytes)
         locator = self.path.name
-        extracted_at = dt.datetime.now(dt.UTC)  # one read, one time: cheaper than per row
         line_limit = self.max_cell_bytes * _LINE_FACTOR
         last_line = 0  # physical line on which the previous record ended
         found = False
@@ -150,7 +148,7 @@ class CSVSource(Source):
                     start, last_line = last_line + 1, reader.line_num
                     if "".join(cells).strip():  # a row of blank cells is no row
                         found = True
-                        provenance = Provenance("csv", locator, start, "", extracted_at)
+                        provenance = Provenance("csv", locator, start, "")
                         yield RawRow(tuple(cells), provenance)
             except csv.Error as exc:
                 raise UnreadableFileError(

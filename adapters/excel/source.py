@@ -40,7 +40,6 @@ of 22 columns); rows are then handed out one by one.
 
 from __future__ import annotations
 
-import datetime as dt
 import struct
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -161,14 +160,13 @@ class ExcelSource(Source):
 
     def _rows(self, workbook_format: Format) -> Iterator[RawRow]:
         locator = self.path.name
-        extracted_at = dt.datetime.now(dt.UTC)  # one read, one time: cheaper than per row
         found = False
         with _open_workbook(self.path, workbook_format) as workbook:
             names = self._sheet_names(workbook)
             for name in names:
                 for cells, row in _sheet_rows(_load_sheet(workbook, name)):
                     found = True
-                    yield RawRow(cells, Provenance("excel", locator, row, name, extracted_at))
+                    yield RawRow(cells, Provenance("excel", locator, row, name))
         if not found:
             if self.sheet is not None:
                 raise UnreadableFileError(

@@ -429,8 +429,7 @@ class SQLServerSource(Source):
         reread: bool = False,
     ) -> Page:
         offset = self._offset
-        now = dt.datetime.now(dt.UTC)
-        header = RawRow(tuple(labels), Provenance(self.name, self.locator, 0, self.part, now))
+        header = RawRow(tuple(labels), Provenance(self.name, self.locator, 0, self.part))
         keys: list[int] = []
         deleted: list[int] = []
         kept: list[Any] = []
@@ -441,12 +440,10 @@ class SQLServerSource(Source):
                 continue
             keys.append(key)
             kept.append(fetched_row)
-        rows = self._rows(kept, keys, offset, now) if kept else []
+        rows = self._rows(kept, keys, offset) if kept else []
         return Page(header, tuple(rows), tuple(keys), dict(position), tuple(deleted), reread)
 
-    def _rows(
-        self, kept: Sequence[Any], keys: Sequence[int], offset: int, now: dt.datetime
-    ) -> list[RawRow]:
+    def _rows(self, kept: Sequence[Any], keys: Sequence[int], offset: int) -> list[RawRow]:
         """The rows of a page, a column at a time: a column of plain values (the common
         case) is taken as it is, the others converted by `to_cell`."""
         width = len(kept[0]) - offset
@@ -458,7 +455,7 @@ class SQLServerSource(Source):
             ]
         name, locator, part = self.name, self.locator, self.part
         return [
-            RawRow(cells, Provenance(name, locator, key, part, now))
+            RawRow(cells, Provenance(name, locator, key, part))
             for key, cells in zip(keys, zip(*columns, strict=True), strict=True)
         ]
 

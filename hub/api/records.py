@@ -123,10 +123,9 @@ class RecordsSource(Source):
         self.locator = locator
 
     def read(self, bookmark: str | None = None) -> Iterator[RawRow]:
-        now = dt.datetime.now(dt.UTC)
-        yield RawRow(self.header, Provenance("api", self.locator, 0, "", now))
+        yield RawRow(self.header, Provenance("api", self.locator, 0, ""))
         for row, cells in self.rows:
-            yield RawRow(cells, Provenance("api", self.locator, row, "", now))
+            yield RawRow(cells, Provenance("api", self.locator, row, ""))
 
 
 def _early(field_name: str | None, code: str, message: str) -> dict[str, Any]:

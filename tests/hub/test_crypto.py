@@ -49,6 +49,36 @@ def test_nonce_is_fresh_every_time(protector):
     assert protector.encrypt(b"same", AAD) != protector.encrypt(b"same", AAD)
 
 
+def test_nonces_never_repeat_across_pool_blocks_and_threads(protector):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def nonces(n: int) -> list[bytes]:
+        return [protector.encrypt(b"x", AAD)[2:14] for _ in range(n)]
+
+    with ThreadPoolExecutor(4) as pool:
+        drawn = [n for part in pool.map(nonces, [3000] * 4) for n in part]
+    assert len(drawn) == 12_000  # about three pool blocks
+    assert len(set(drawn)) == len(drawn)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_reuses_the_parents_pooled_nonces(protector):
+    protector.encrypt(b"x", AAD)  # the parent's pool now holds unused nonces
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next nonce, to the parent
+        os.close(read_end)
+        os.write(write_end, protector.encrypt(b"x", AAD)[2:14])
+        os._exit(0)
+    os.close(write_end)
+    child = os.read(read_end, 12)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    parent = [protector.encrypt(b"x", AAD)[2:14] for _ in range(4096)]
+    assert len(child) == 12
+    assert child not in parent
+
+
 def test_empty_plaintext(protector):
     assert protector.decrypt(protector.encrypt(b"", b""), b"") == b""
 

@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from hub.settings import Settings
 from hub.store import alembic_config, bulk_insert, create_engine_from_settings, upgrade
 from hub.store import engine as store_engine
-from hub.store.engine import MIGRATIONS, compare_server_default
+from hub.store.engine import HEAD_REVISION, MIGRATIONS, compare_server_default
 from hub.store.tables import audit_head, batches, metadata, records
 
 BATCH_COLUMNS = ("record_type", "schema_version", "source", "file_name", "status", "rows")
@@ -63,8 +63,28 @@ def test_upgrade_is_idempotent_and_records_the_head(engine):
     upgrade(engine)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == head == "0006"
+        assert MigrationContext.configure(conn).get_current_revision() == head == HEAD_REVISION
         assert conn.execute(sa.select(audit_head)).all() == [(1, 0, "0" * 64)]
+
+
+def test_a_store_at_head_opens_without_alembic(engine, monkeypatch):
+    from alembic import command
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Alembic ran for a store already at head")
+
+    monkeypatch.setattr(command, "upgrade", refuse)
+    upgrade(engine)  # at head: one query, no migration machinery
+
+
+def test_a_store_behind_head_is_still_migrated(engine):
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0005")
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD_REVISION
 
 
 def test_downgrade_to_base_and_back(engine):
