@@ -346,7 +346,7 @@ class BatchWriter:
         counts.valid += outcomes.count("valid")
         counts.duplicates += outcomes.count("duplicate")
         counts.invalid += outcomes.count("invalid")
-        counts.warnings += sum(1 for result in results if result.warning)
+        counts.warnings += sum(1 for result in results if result.issues and result.warning)
 
     def _issue(
         self,
