@@ -151,12 +151,17 @@ def measure_hub(
     keep: bool,
     timeout: float | None,
     wilayah_csv: Path | None,
+    routes: Path | None = None,
 ) -> Measurement:
     """``repeat`` pinned runs of ``hub ingest``, each on a fresh database and data directory.
 
     When ``wilayah_csv`` is given, each fresh database first gets the full region master list
     with ``hub wilayah import`` (not timed): a deployed hub has it, a fresh database only the
     demo subset, and the generator uses codes of the full list.
+
+    The hub runs in ``out`` (no ``routes.yaml`` there): it ingests, and routes nothing, unless
+    ``routes`` names a routes file (``HUB_ROUTES``); then each valid record is also put on its
+    route (the outbox), as ``hub ingest`` does in a hub with delivery configured.
     """
     m = Measurement(name, str(path))
     argv = [*cmd, "ingest", str(path), "--type", "kelahiran", "--format", "json"]
@@ -172,13 +177,17 @@ def measure_hub(
             "HUB_DATA_KEY": TEST_DATA_KEY,
             "PYTHONHASHSEED": "0",
         }
+        if routes is None:
+            env.pop("HUB_ROUTES", None)
+        else:
+            env["HUB_ROUTES"] = str(routes)
         print(f"  {name}: run {i}/{repeat} ...", flush=True)
         if wilayah_csv is not None:
             setup_error = _setup_wilayah(cmd, wilayah_csv, env)
             if setup_error:
                 m.detail["setup_error"] = setup_error
         try:
-            run = run_pinned(argv, core=core, env=env, cwd=PROJECT_ROOT, timeout=timeout)
+            run = run_pinned(argv, core=core, env=env, cwd=out, timeout=timeout)
         except OSError as e:
             m.error = f"cannot start {shlex.join(argv)}: {e}"
             print(f"  FAILED: {m.error}", file=sys.stderr, flush=True)
@@ -222,7 +231,7 @@ def _setup_wilayah(cmd: list[str], wilayah_csv: Path, env: dict[str, str]) -> st
     setup = [*cmd, "wilayah", "import", str(wilayah_csv)]
     try:
         done = subprocess.run(
-            setup, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+            setup, env=env, cwd=env["HUB_DATA_DIR"], capture_output=True, text=True, check=False
         )
     except OSError as e:
         problem = str(e)
@@ -296,6 +305,9 @@ def build_rows(res: dict[str, Measurement | None]) -> list[Row]:
                 _verdict([hub_xlsx.rows_per_s >= XLSX_ROWS_PER_S if hub_xlsx.ok else None]),
             )
         )
+    routed = res.get("hub_csv_routed")
+    if routed is not None:
+        rows.append(Row(routed, "the same ingest, then Flow.start_batch", "", ""))
     if mem is not None:
         rows.append(
             Row(
@@ -439,6 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-hub", action="store_true", help="peers only")
     p.add_argument("--no-peers", action="store_true", help="hub only")
     p.add_argument("--no-xlsx", action="store_true", help="skip the XLSX measures")
+    p.add_argument(
+        "--routed", action="store_true", help="also time the CSV ingest with routes.yaml, once"
+    )
     p.add_argument("--no-schema-peer", action="store_true", help="skip frictionless + schema")
     p.add_argument("--regenerate", action="store_true", help="rewrite the benchmark files")
     p.add_argument(
@@ -496,6 +511,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Path(files["XLSX"]["path"]),
                 tag="xlsx",
                 repeat=a.repeat,
+                **hub_opts,
+            )
+        if a.routed:
+            res["hub_csv_routed"] = measure_hub(
+                "hub ingest CSV, routed to the outbox (routes.yaml)",
+                csv_path,
+                tag="routed",
+                repeat=1,
+                routes=PROJECT_ROOT / "routes.yaml",
                 **hub_opts,
             )
     if not a.no_peers:

@@ -37,6 +37,7 @@ from hub.limits import (
     next_reset,
     quota_day,
 )
+from tests.conftest import MANY_PROCESSES
 
 REPO = Path(__file__).resolve().parents[2]
 WIB = "Asia/Jakarta"
@@ -315,6 +316,7 @@ def run_processes(url: str, key: str, rate: float, seconds: float, processes: in
     return Shared([r["grants"] for r in results], [r["seen"] for r in results])
 
 
+@MANY_PROCESSES  # a throughput floor: not beside other tests that start many processes
 @pytest.mark.service
 def test_three_processes_share_one_limit(redis_url: str, redis_prefix: str) -> None:
     rate, seconds = 50, 2.5
