@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import Final
 
@@ -144,7 +145,15 @@ def _blocks(archive: zipfile.ZipFile, member: zipfile.ZipInfo, overlap: int) -> 
             while block := part.read(_BLOCK):
                 yield tail + block
                 tail = block[-overlap:] if overlap else b""
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        zlib.error,  # deflate data that does not inflate
+        NotImplementedError,  # a compression method zipfile cannot open
+        RuntimeError,  # an encrypted member
+    ) as exc:
         raise UnreadableFileError(
             "Berkas Excel ini rusak (isi arsip ZIP tidak utuh). Buka di Excel, simpan ulang, "
             "lalu unggah lagi."

@@ -6,6 +6,7 @@ import datetime as dt
 import shutil
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +313,41 @@ def test_corrupt_zip(tmp_path: Path) -> None:
     with pytest.raises(
         UnreadableFileError, match=r"^Berkas Excel ini rusak \(arsip ZIP tidak utuh\)"
     ):
+        read(path)
+
+
+def _with_broken_sheet(tmp_path: Path, change: Callable[[bytes], bytes]) -> Path:
+    """A copy of a valid workbook whose first worksheet's stored bytes are `change`d."""
+    path = births(tmp_path / "lahir.xlsx")
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data = bytes(raw[start : start + info.compress_size])
+    raw[start : start + info.compress_size] = change(data)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_worksheet_data_that_does_not_inflate(tmp_path: Path) -> None:
+    # Found by the reader fuzzer: zlib.error escaped the extent check as a traceback.
+    path = _with_broken_sheet(tmp_path, lambda data: b"\x07" * len(data))
+    with pytest.raises(UnreadableFileError, match=r"^Berkas Excel ini rusak \(isi arsip ZIP"):
+        read(path)
+
+
+def test_worksheet_flagged_as_encrypted(tmp_path: Path) -> None:
+    path = births(tmp_path / "lahir.xlsx")
+    raw = bytearray(path.read_bytes())
+    name = b"xl/worksheets/sheet1.xml"
+    with zipfile.ZipFile(path) as archive:
+        raw[archive.getinfo(name.decode()).header_offset + 6] |= 0x01  # local header: encrypted
+    at = raw.find(b"PK\x01\x02")
+    while raw[at + 46 : at + 46 + len(name)] != name:  # its central directory entry
+        at = raw.find(b"PK\x01\x02", at + 4)
+    raw[at + 8] |= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(UnreadableFileError, match=r"^Berkas Excel ini rusak"):
         read(path)
 
 
