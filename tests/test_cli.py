@@ -8,9 +8,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from openpyxl import load_workbook
 
 from hub.cli import main
@@ -25,19 +26,28 @@ from tests.builders import (
 KEY = base64.b64encode(bytes(range(32))).decode()
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
+def cli_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, routes: Path | None = None
+) -> dict[str, str]:
+    """A hub on an SQLite file under `tmp_path` with the test key (and `routes`), set in the
+    environment; the variables, for subprocesses."""
     values = {
         "HUB_DATA_DIR": str(tmp_path / "var"),
         "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'hub.db'}",
         "HUB_DATA_KEY": KEY,
+        **({"HUB_ROUTES": str(routes)} if routes is not None else {}),
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
 
 
-def invoke(*args):
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    return cli_env(tmp_path, monkeypatch)
+
+
+def invoke(*args: Any) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 

@@ -15,25 +15,12 @@ from hub.cli import main
 from tests.builders import KELAHIRAN_HEADER, PINDAH_HEADER, kelahiran_row, pindah_row, write_table
 from tests.routing import SANDBOX_ENV, write_routes
 from tests.sandbox import FATHER, mother, mover
-from tests.test_cli import KEY
+from tests.test_cli import cli_env, invoke
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    routes = write_routes(tmp_path / "routes.yaml", monkeypatch)
-    values = {
-        "HUB_DATA_DIR": str(tmp_path / "var"),
-        "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'hub.db'}",
-        "HUB_DATA_KEY": KEY,
-        "HUB_ROUTES": str(routes),
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
-
-
-def invoke(*args: Any):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return cli_env(tmp_path, monkeypatch, write_routes(tmp_path / "routes.yaml", monkeypatch))
 
 
 def ingest_births(tmp_path: Path, n: int = 2) -> None:

@@ -8,13 +8,11 @@ from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner
 
 from adapters.siak import simulator as siak_sim
-from hub.cli import main
 from tests.adapters.legacy_db import MAPPING, LegacyDB, birth, open_legacy
 from tests.routing import write_routes
-from tests.test_cli import KEY
+from tests.test_cli import cli_env, invoke
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -44,19 +42,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: LegacyDB) -> di
 
     monkeypatch.setenv("HUB_SRC_COBLONG", legacy.connection)
     routes = write_routes(tmp_path / "routes.yaml", monkeypatch, add_source)
-    values = {
-        "HUB_DATA_DIR": str(tmp_path / "var"),
-        "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'hub.db'}",
-        "HUB_DATA_KEY": KEY,
-        "HUB_ROUTES": str(routes),
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
-
-
-def invoke(*args: Any):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return cli_env(tmp_path, monkeypatch, routes)
 
 
 def test_sync_pulls_once_and_jobs_shows_the_run(env, legacy):
