@@ -17,7 +17,7 @@ import pytest
 from bench import delivery_scenarios
 from bench.scale_scenarios import birth_row, scale_out, write_files
 from tests.builders import KELAHIRAN_HEADER
-from tests.conftest import MANY_PROCESSES
+from tests.conftest import ARRIVAL_SLACK, MANY_PROCESSES
 
 pytestmark = MANY_PROCESSES
 
@@ -72,7 +72,8 @@ def test_two_apis_and_three_workers_one_killed_deliver_every_record_once_within_
     # the kill happened mid-run, with work left for the survivors
     assert RECORDS // 3 <= outcome.notes["accepted at kill"] < RECORDS
     # the shared limit held across the three workers, the killed one included
-    assert outcome.siak["max_in_any_1s_window"] <= outcome.rate_bound
+    # (arrival stamps carry the simulator thread's stalls: see test_delivery_proof's rate test)
+    assert outcome.siak["max_in_any_1s_window"] <= outcome.rate_bound + ARRIVAL_SLACK
     # two schedulers fired the same ticks: each ran once, and all of them ended ok
     ticks = [t for t in outcome.job_ticks if t is not None]
     assert ticks, "the schedulers ran no tick"
