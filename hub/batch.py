@@ -26,11 +26,10 @@ from hub.layout import TableLayout
 from hub.records import Issue, Outcome, RawRow, Severity
 from hub.schemas import RecordSchema
 from hub.stats import Cell, Move, tally
-from hub.store import bulk_insert
+from hub.store import bulk_insert, select_in
 from hub.store.tables import record_history, records, row_issues
 from hub.validate import RecordValidator, RowResult
 
-LOOKUP_CHUNK = 900
 RECORD_COLUMNS = (
     "record_type",
     "schema_version",
@@ -179,42 +178,30 @@ class BatchWriter:
     # ----------------------------------------------------------- store lookups
 
     def _records_where(
-        self, column: sa.Column[Any], values: Sequence[bytes], record_type: str, *columns: Any
-    ) -> Iterator[sa.Row[Any]]:
-        """Records of `record_type` whose `column` is one of `values`, a few hundred at a time
-        (SQLite limits bound parameters); nothing without a store."""
-        if self.conn is None:
-            return
-        for start in range(0, len(values), LOOKUP_CHUNK):
-            query = sa.select(column, *columns).where(
-                records.c.record_type == record_type,
-                column.in_(values[start : start + LOOKUP_CHUNK]),
-            )
-            yield from self.conn.execute(query)
+        self, column: str, values: Sequence[bytes], record_type: str, *columns: str
+    ) -> Iterator[tuple[Any, ...]]:
+        """(`column`, *`columns`) of the records of `record_type` whose `column` is one of
+        `values`; nothing without a store."""
+        if self.conn is None or not values:
+            return iter(())
+        where = {"record_type": record_type}
+        return select_in(self.conn, records, (column, *columns), where, column, values)
 
     def _held(self, keys: Sequence[bytes]) -> dict[bytes, Held]:
         """What the store holds under each natural key."""
-        c = records.c
         rows = self._records_where(
-            c.natural_key, keys, self.schema.record_type,
-            c.id, c.content_hash, c.version, c.kode_wilayah, c.batch_id, c.row_ref,
+            "natural_key", keys, self.schema.record_type,
+            "id", "content_hash", "version", "kode_wilayah", "batch_id", "row_ref",
         )  # fmt: skip
         return {
-            bytes(row.natural_key): Held(
-                row.id,
-                bytes(row.content_hash),
-                row.version,
-                row.kode_wilayah,
-                row.batch_id,
-                row.row_ref,
-            )  # fmt: skip
-            for row in rows
+            bytes(key): Held(id_, bytes(content), version, kode, batch_id, row_ref)
+            for key, id_, content, version, kode, batch_id, row_ref in rows
         }
 
     def _deaths(self, subjects: Sequence[bytes]) -> dict[bytes, str]:
         """Subject blind index -> date of death, for subjects reported dead."""
-        rows = self._records_where(records.c.subject_bi, subjects, "kematian", records.c.event_date)
-        return {bytes(row.subject_bi): row.event_date for row in rows}
+        rows = self._records_where("subject_bi", subjects, "kematian", "event_date")
+        return {bytes(subject): died for subject, died in rows}
 
     # ----------------------------------------------------------- outcomes
 

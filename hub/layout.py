@@ -222,7 +222,22 @@ def _repeats_header(layout: TableLayout, row: RawRow) -> bool:
 def iter_data_rows(
     rows: Iterator[RawRow], schema: RecordSchema, *, skipped_parts: list[str] | None = None
 ) -> Iterator[tuple[TableLayout, RawRow]]:
-    """Data rows of every table in `rows`, each with the layout of its table.
+    """Data rows of every table in `rows`, each with the layout of its table (one at a time:
+    `iter_data_chunks` without the chunks)."""
+    for layout, chunk in iter_data_chunks(rows, schema, 1000, skipped_parts=skipped_parts):
+        for row in chunk:
+            yield layout, row
+
+
+def iter_data_chunks(
+    rows: Iterator[RawRow],
+    schema: RecordSchema,
+    size: int,
+    *,
+    skipped_parts: list[str] | None = None,
+) -> Iterator[tuple[TableLayout, list[RawRow]]]:
+    """Data rows of every table in `rows`, at most `size` consecutive rows of one table at a
+    time, each chunk with the layout of its table.
 
     Raises `HeaderNotFoundError` when no table has a recognisable header. Tables (sheets)
     without one are skipped and named in `skipped_parts`.
@@ -233,8 +248,10 @@ def iter_data_rows(
     layout: TableLayout | None = None
     in_trailer = False
     after_header = False
+    chunk: list[RawRow] = []
 
-    def resolve() -> Iterator[tuple[TableLayout, RawRow]]:
+    def resolve() -> None:
+        """Find the header among the pending rows; their data rows start `chunk`."""
         nonlocal layout, found_any, in_trailer, after_header
         layout = find_header(schema, part or "", pending)
         if layout is None:
@@ -247,9 +264,7 @@ def iter_data_rows(
         last_header = layout.header_rows[-1]
         rest = [r for r in pending if r.provenance.row > last_header]
         pending.clear()
-        for r in rest:
-            if is_data(r):
-                yield layout, r
+        chunk.extend(r for r in rest if is_data(r))
 
     def is_data(row: RawRow) -> bool:
         """Whether a row after the header is data (a plain function, not a generator: it
@@ -277,20 +292,30 @@ def iter_data_rows(
     for row in rows:
         if row.provenance.part != part:
             if layout is None and pending:
-                yield from resolve()
+                resolve()
+            if chunk:
+                assert layout is not None
+                yield layout, chunk
+                chunk = []
             part, layout, pending = row.provenance.part, None, []
         if layout is None:
             pending.append(row)
             if len(pending) >= HEADER_SCAN_ROWS:
-                yield from resolve()
+                resolve()
                 if layout is None:
                     part = row.provenance.part  # keep skipping this table
                     layout = _SKIP
             continue
         if layout is not _SKIP and is_data(row):
-            yield layout, row
+            chunk.append(row)
+            if len(chunk) >= size:
+                yield layout, chunk
+                chunk = []
     if layout is None and pending:
-        yield from resolve()
+        resolve()
+    if chunk:
+        assert layout is not None
+        yield layout, chunk
     if not found_any:
         examples = ", ".join(
             spec.aliases[0] if spec.aliases else spec.title

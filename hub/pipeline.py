@@ -31,7 +31,7 @@ from hub.batch import BatchWriter, Counts, utc_now
 from hub.context import Hub
 from hub.errors import HubError, UnreadableFileError
 from hub.flow import Flow
-from hub.layout import TableLayout, iter_data_rows
+from hub.layout import TableLayout, iter_data_chunks
 from hub.observe.metrics import BATCHES, ROW_ISSUES, ROWS, STAGE_SECONDS
 from hub.records import Issue, RawRow
 from hub.registry import load_adapter
@@ -39,6 +39,8 @@ from hub.stats import apply_counts
 from hub.store.tables import batches
 from hub.validate import RecordValidator
 
+#: Rows validated and stored together: enough to amortise the per-chunk queries, few enough
+#: that memory stays flat however long the file.
 CHUNK_ROWS = 5000
 EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"})
 
@@ -103,24 +105,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _chunks(
-    pairs: Iterator[tuple[TableLayout, RawRow]],
-) -> Iterator[tuple[TableLayout, list[RawRow], bool]]:
-    """Consecutive rows of one layout, at most CHUNK_ROWS at a time; flag = new layout."""
-    layout: TableLayout | None = None
-    chunk: list[RawRow] = []
-    fresh = False
-    for row_layout, row in pairs:
-        if row_layout is not layout or len(chunk) >= CHUNK_ROWS:
-            if chunk and layout is not None:
-                yield layout, chunk, fresh
-            fresh = row_layout is not layout
-            layout, chunk = row_layout, []
-        chunk.append(row)
-    if chunk and layout is not None:
-        yield layout, chunk, fresh
-
-
 @contextmanager
 def fewer_collections(threshold: int = 200_000) -> Iterator[None]:
     """Run the cyclic garbage collector less often while a batch runs.
@@ -162,15 +146,19 @@ def run_batch(
     name = file_name or str(source.config.get("path", source.name))
 
     def process(writer: BatchWriter) -> None:
-        pairs = iter_data_rows(source.read(), schema, skipped_parts=skipped)
+        chunks = iter_data_chunks(source.read(), schema, CHUNK_ROWS, skipped_parts=skipped)
         with fewer_collections():
-            _process_chunks(writer, pairs)
+            _process_chunks(writer, chunks)
 
-    def _process_chunks(writer: BatchWriter, pairs: Iterator[tuple[TableLayout, RawRow]]) -> None:
+    def _process_chunks(
+        writer: BatchWriter, chunks: Iterator[tuple[TableLayout, list[RawRow]]]
+    ) -> None:
         clock = time.perf_counter()
-        for layout, chunk, fresh in _chunks(pairs):
+        previous: TableLayout | None = None
+        for layout, chunk in chunks:
             clock = _stage("read", clock)
-            extra = validator.layout_issues(layout) if fresh else []
+            extra = validator.layout_issues(layout) if layout is not previous else []
+            previous = layout
             results = validator.validate(layout, chunk)
             clock = _stage("validate", clock)
             writer.accept(layout, results, extra, raw=chunk)

@@ -1,4 +1,5 @@
-"""The store: SQLAlchemy Core tables (`hub.store.tables`), engines, migrations, bulk inserts."""
+"""The store: SQLAlchemy Core tables (`hub.store.tables`), engines, migrations, bulk inserts
+and lookups."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from hub.store.engine import (
     alembic_config,
     bulk_insert,
     create_engine_from_settings,
+    select_in,
     upgrade,
 )
 
-__all__ = ["alembic_config", "bulk_insert", "create_engine_from_settings", "upgrade"]
+__all__ = [
+    "alembic_config",
+    "bulk_insert",
+    "create_engine_from_settings",
+    "select_in",
+    "upgrade",
+]

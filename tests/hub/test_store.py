@@ -13,7 +13,13 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from hub.settings import Settings
-from hub.store import alembic_config, bulk_insert, create_engine_from_settings, upgrade
+from hub.store import (
+    alembic_config,
+    bulk_insert,
+    create_engine_from_settings,
+    select_in,
+    upgrade,
+)
 from hub.store import engine as store_engine
 from hub.store.engine import HEAD_REVISION, MIGRATIONS, compare_server_default
 from hub.store.tables import audit_head, batches, metadata, records
@@ -238,3 +244,31 @@ def test_bulk_insert_builds_its_sql_once(engine):
         assert store_engine._insert_sql[key] is sql
     placeholder = "?" if engine.dialect.name == "sqlite" else "%s"
     assert sql.endswith(f"({', '.join([placeholder] * len(BATCH_COLUMNS))})")
+
+
+def test_select_in_finds_every_match_across_chunks(engine):
+    n = 2 * store_engine.SELECT_IN_CHUNK + 7
+    with engine.begin() as conn:
+        bulk_insert(conn, records, RECORD_COLUMNS, [record_row(i) for i in range(n)])
+        conn.execute(records.update().where(records.c.id % 3 == 0).values(record_type="kematian"))
+    wanted = [i.to_bytes(16, "big") for i in range(0, n, 2)] + [b"\xff" * 16]  # one held by none
+    with engine.connect() as conn:
+        found = list(
+            select_in(conn, records, ("natural_key", "row_ref"), {}, "natural_key", wanted)
+        )
+        births = list(
+            select_in(conn, records, ("id",), {"record_type": "kelahiran"}, "natural_key", wanted)
+        )
+        nothing = list(select_in(conn, records, ("id",), {}, "natural_key", []))
+    assert sorted((bytes(key), ref) for key, ref in found) == [
+        (i.to_bytes(16, "big"), f"line {i}") for i in range(0, n, 2)
+    ]
+    assert sorted(row[0] for row in births) == [
+        i + 1 for i in range(0, n, 2) if (i + 1) % 3 != 0
+    ]  # ids start at 1
+    assert nothing == []
+
+
+def test_select_in_refuses_unknown_columns(engine):
+    with engine.connect() as conn, pytest.raises(ValueError, match="no columns"):
+        list(select_in(conn, records, ("id",), {"nope": 1}, "natural_key", [b"x"]))
