@@ -25,7 +25,7 @@ from hub.custody import SourceSealer
 from hub.layout import TableLayout
 from hub.records import Issue, Outcome, RawRow, Severity
 from hub.schemas import RecordSchema
-from hub.stats import Cell, Move, tally
+from hub.stats import Cell, Move, tally, tally_new
 from hub.store import bulk_insert, select_in
 from hub.store.tables import record_history, records, row_issues
 from hub.validate import RecordValidator, RowResult
@@ -237,7 +237,7 @@ class BatchWriter:
             )
         if self.conn is not None and not self.dry_run and inserts:
             bulk_insert(self.conn, records, RECORD_COLUMNS, inserts)
-            tally((Move(r[0], r[4], r[5], None, r[6]) for r in inserts), self.count_deltas)
+            tally_new(((r[0], r[6], r[4], r[5]) for r in inserts), self.count_deltas)
         self._count(results, outcomes)
         self._store_issues([*extra_issues, *(issue for r in results for issue in r.issues)])
         return outcomes

@@ -51,6 +51,12 @@ def tally(moves: Iterable[Move], deltas: Counter[Cell] | None = None) -> Counter
     return deltas
 
 
+def tally_new(records: Iterable[tuple[str, str, str, str | None]], deltas: Counter[Cell]) -> None:
+    """Add new records, given as (record type, status, kode_wilayah, event date), to
+    `deltas`: +1 per record (the moves from nothing of `tally`, counted in C)."""
+    deltas.update((t, s, k, d[:7] if d else "") for t, s, k, d in records)
+
+
 def apply_counts(conn: sa.Connection, deltas: Counter[Cell]) -> None:
     """Apply tallied moves to `record_counts` (one upsert per touched cell).
 

@@ -30,6 +30,9 @@ MIGRATIONS: Final = Path(__file__).with_name("migrations")
 #: How long a SQLite writer waits for another one before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 
+#: Page size of new SQLite stores (see `_sqlite_on_connect`).
+SQLITE_PAGE_SIZE: Final = 16_384
+
 _MIGRATION_LOCK_ID: Final = 0x4C414D504944  # "LAMPID"
 _PLACEHOLDERS: Final = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 _insert_sql: dict[tuple[str, str, str, tuple[str, ...]], str] = {}
@@ -60,6 +63,9 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: WAL may wait
+        # Before WAL: the page size of a new, empty database file (an existing one keeps its
+        # own). A record is about 1.4 KB; 16 KiB pages cut the cost of writing a big batch.
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import sqlalchemy as sa
 
@@ -9,7 +11,7 @@ from hub import outbox as ops
 from hub import stats as stats_module
 from hub.audit import AuditLog
 from hub.flow import Flow
-from hub.stats import Move, count_moves, month_of
+from hub.stats import Move, count_moves, month_of, tally, tally_new
 from hub.store.tables import record_counts, records
 from tests.builders import KELAHIRAN_HEADER, PINDAH_HEADER, kelahiran_row, pindah_row
 from tests.hub.test_dispatcher import births, dispatch, ingest
@@ -102,3 +104,18 @@ def test_a_batch_moves_its_counters_after_its_audit_event(hub, tmp_path):
     with hub.engine.connect() as conn:
         total = conn.execute(sa.select(sa.func.sum(record_counts.c.count))).scalar_one()
     assert total == 3
+
+
+def test_new_records_tally_as_moves_from_nothing():
+    new = [
+        ("kelahiran", "valid", "32.73.01.1001", "2025-07-01"),
+        ("kelahiran", "valid", "32.73.01.1001", "2025-07-30"),
+        ("kelahiran", "valid", "32.73.01.1002", None),
+        ("kematian", "valid", "32.73.01.1001", "2025-06-01"),
+    ]
+    deltas = Counter({("kelahiran", "valid", "32.73.01.1001", "2025-07"): 5})
+    tally_new(new, deltas)
+    moves = [Move(t, k, d, None, s) for t, s, k, d in new]
+    assert deltas == tally(moves, Counter({("kelahiran", "valid", "32.73.01.1001", "2025-07"): 5}))
+    assert deltas[("kelahiran", "valid", "32.73.01.1001", "2025-07")] == 7
+    assert deltas[("kelahiran", "valid", "32.73.01.1002", "")] == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -159,15 +161,37 @@ def test_sqlite_connection_settings(tmp_path):
         with engine.connect() as conn:
             pragma = {
                 name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
-            }
+                for name in (
+                    "journal_mode", "synchronous", "foreign_keys", "busy_timeout", "page_size"
+                )
+            }  # fmt: skip
         assert pragma == {
+            "page_size": store_engine.SQLITE_PAGE_SIZE,
             "journal_mode": "wal",
             "synchronous": 1,  # NORMAL
             "foreign_keys": 1,
             "busy_timeout": store_engine.SQLITE_BUSY_TIMEOUT_MS,
         }
         assert path.is_file()
+    finally:
+        engine.dispose()
+
+
+def test_an_existing_sqlite_store_keeps_its_page_size(tmp_path):
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as old:
+        old.execute("PRAGMA page_size=4096")
+        old.execute("PRAGMA journal_mode=WAL")
+        old.execute("CREATE TABLE kept (x)")
+        old.execute("INSERT INTO kept VALUES (1)")
+        old.commit()
+    engine = create_engine_from_settings(
+        Settings.from_env({"HUB_DATABASE_URL": f"sqlite:///{path}"})
+    )
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+            assert conn.exec_driver_sql("SELECT x FROM kept").scalar() == 1
     finally:
         engine.dispose()
 
