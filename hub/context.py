@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from hub.audit import record_config_digest
 from hub.crypto import DataProtector, resolve_data_key
 from hub.keys import attach_key_ring
 from hub.messages import Messages
-from hub.routes import RoutesConfig, load_routes
 from hub.schemas import SchemaRegistry
 from hub.settings import Settings
 from hub.store import create_engine_from_settings, upgrade
 from hub.wilayah import WilayahIndex, ensure_demo_loaded
+
+if TYPE_CHECKING:
+    from hub.routes import RoutesConfig
 
 
 @dataclass
@@ -66,6 +68,9 @@ class Hub:
         path = self.settings.routes_path
         if path is None:
             return None
+        from hub.audit import record_config_digest  # with hub.routes: not for ingest alone
+        from hub.routes import load_routes
+
         config = load_routes(path, schemas=self.schemas, require_credentials=False)
         record_config_digest(self.engine, "routes", path)  # audited when it changed
         return config

@@ -25,8 +25,6 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Final, TextIO
 
-import structlog
-
 from hub.errors import ConfigError
 from hub.observe.tracing import current_ids
 
@@ -81,30 +79,14 @@ def log_level(default: str, environ: MutableMapping[str, str] | None = None) -> 
 
 def configure_logging(default_level: str = "WARNING", *, fmt: str | None = None) -> None:
     """Route all logging through structlog's formatter on stderr (again: replaces the
-    handler a previous call installed, nothing else)."""
+    handler a previous call installed, nothing else).
+
+    The settings are checked now; structlog itself is set up at the first record written (or
+    now, when something imported it already), so that a one-shot command that logs nothing
+    does not load it."""
     chosen = fmt or log_format()
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _trace_ids,
-    ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if chosen == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if chosen == "json" else _keep,
-            renderer,
-        ],
-    )
     handler = _CurrentStderr()
-    handler.setFormatter(formatter)
+    handler.setFormatter(_FirstUseFormatter(chosen, colors=sys.stderr.isatty()))
     setattr(handler, _MARK, True)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
@@ -113,8 +95,62 @@ def configure_logging(default_level: str = "WARNING", *, fmt: str | None = None)
     root.setLevel(log_level(default_level))
     for chatty in QUIET_LIBRARIES:  # a line per HTTP request, URL included: WARNING and up
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    if "structlog" in sys.modules:
+        _configure_structlog()
+
+
+class _FirstUseFormatter(logging.Formatter):
+    """structlog's formatter, built when the first record is formatted."""
+
+    def __init__(self, chosen: str, *, colors: bool) -> None:
+        super().__init__()
+        self._chosen = chosen
+        self._colors = colors
+        self._formatter: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._formatter is None:
+            self._formatter = _structlog_formatter(self._chosen, colors=self._colors)
+        return self._formatter.format(record)
+
+
+def _shared_processors() -> list[Any]:
+    import structlog
+
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _trace_ids,
+    ]
+
+
+def _structlog_formatter(chosen: str, *, colors: bool) -> logging.Formatter:
+    import structlog
+
+    _configure_structlog()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if chosen == "json"
+        else structlog.dev.ConsoleRenderer(colors=colors)
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info if chosen == "json" else _keep,
+            renderer,
+        ],
+    )
+
+
+def _configure_structlog() -> None:
+    """structlog's own loggers (`structlog.get_logger()`) go through the same formatter."""
+    import structlog
+
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -128,5 +164,7 @@ def _keep(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableM
 @contextmanager
 def bound(**ids: str | int) -> Iterator[None]:
     """Ids added to every log line written inside the block (this task or thread only)."""
+    import structlog
+
     with structlog.contextvars.bound_contextvars(**ids):
         yield

@@ -257,6 +257,44 @@ def test_index_levels_names_and_membership(index):
     assert list(index) == ["32", "32.73", "32.73.01", "32.73.01.1001", "91.03.01.3001"]
 
 
+def test_loaded_index_equals_one_built_in_python(engine):
+    """The database checks, keys and sorts the codes; the index is the constructor's."""
+    rows = [
+        ("32", "Jawa Barat"),
+        ("00.32", "alpha"),  # the same key as 32: names break the tie, by code point
+        ("00.00.00.0032", "Beta"),
+        ("32.73", "Kota Bandung"),
+        ("32.73.01", "Sukasari"),
+        ("00.00.01", "Nol"),
+        ("32.73.01.1001", "Sukarasa"),
+        ("91.03.01.3001", "Desa Adat ’Contoh"),
+        ("99.99.99.9999", "Ujung"),
+        *(
+            (bad, "skipped")
+            for bad in (
+                "not a code", "3", "327", "32.7", "3a", "32.73.1", "32.73.01.100x", " 32",
+                "32 ", "32\n", "32-73", "32..73", "３２", "32.73.01.10.1", "",
+            )
+        ),
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            wilayah.insert(),
+            [{"kode": k, "nama": n, "level": 0, "induk": None, "nama_cari": n} for k, n in rows],
+        )
+        loaded = WilayahIndex.load(conn)
+    built = WilayahIndex(rows)
+    assert len(loaded) == len(built) == 9
+    assert list(loaded) == list(built)
+    for kode, _ in rows:
+        assert loaded.level_of(kode) == built.level_of(kode)
+        assert loaded.name_of(kode) == built.name_of(kode)
+    assert loaded.name_of("32") == "Beta"
+    assert loaded.has_kecamatan("327301")
+    assert not loaded.has_kecamatan("000001")
+    assert loaded.nbytes() == built.nbytes()
+
+
 def test_index_kecamatan_prefixes_for_nik_checks(index):
     assert index.has_kecamatan("327301")
     assert not index.has_kecamatan("327302")
