@@ -37,7 +37,7 @@ from hub.messages import Messages
 from hub.routes import ApproveStep, DeliverStep, Route, RoutesConfig, VerifyStep, VerifySubject
 from hub.schemas import RecordSchema, SchemaRegistry
 from hub.stats import Move, count_moves
-from hub.store import bulk_insert
+from hub.store import bulk_insert, bulk_update
 from hub.store.tables import outbox, records
 
 Action = Literal["pass", "flag", "verify_failed"]
@@ -62,6 +62,8 @@ OUTBOX_COLUMNS: Final = (
     "updated_at",
 )
 
+#: What entering a route sets on a record (`Flow._enter`).
+_ENTERED_COLUMNS: Final = ("status", "route", "step", "flags", "reason", "updated_at")
 _RECORD_COLUMNS: Final = (
     records.c.id,
     records.c.record_type,
@@ -217,7 +219,8 @@ class Flow:
     def _enter(self, conn: sa.Connection, rows: Sequence[Any]) -> dict[str, int]:
         now = utc_timestamp(self.now())
         counts: Counter[str] = Counter()
-        updates: list[dict[str, Any]] = []
+        updates: list[tuple[Any, ...]] = []  # _ENTERED_COLUMNS, then the id
+        moves: list[Move] = []
         messages: list[tuple[Any, ...]] = []
         for row in rows:
             values = self.values(row)
@@ -231,31 +234,12 @@ class Flow:
             messages += self._messages(row, values, placement, had, now)
             if placement.status == "queued":
                 messages += self._redeliveries(row, values, route, placement, had, now)
-            updates.append(
-                {
-                    "_id": row.id,
-                    "status": placement.status,
-                    "route": route.name,
-                    "step": placement.step,
-                    "flags": None,
-                    "reason": None,
-                    "updated_at": now,
-                }
-            )
-        self._update(conn, updates)
+            updates.append((placement.status, route.name, placement.step, None, None, now, row.id))
+            moves.append(_move(row, placement.status))
+        bulk_update(conn, records, _ENTERED_COLUMNS, "id", updates)
         bulk_insert(conn, outbox, OUTBOX_COLUMNS, messages)
-        by_id = {row.id: row for row in rows}
-        count_moves(conn, (_move(by_id[u["_id"]], u["status"]) for u in updates))
+        count_moves(conn, moves)
         return dict(counts)
-
-    def _update(self, conn: sa.Connection, updates: list[dict[str, Any]]) -> None:
-        if not updates:
-            return
-        columns: dict[str, Any] = {k: sa.bindparam(k) for k in updates[0] if k != "_id"}
-        conn.execute(
-            records.update().where(records.c.id == sa.bindparam("_id")).values(**columns),
-            updates,
-        )
 
     def _messages(
         self,

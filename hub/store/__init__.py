@@ -6,6 +6,7 @@ from __future__ import annotations
 from hub.store.engine import (
     alembic_config,
     bulk_insert,
+    bulk_update,
     create_engine_from_settings,
     select_in,
     upgrade,
@@ -14,6 +15,7 @@ from hub.store.engine import (
 __all__ = [
     "alembic_config",
     "bulk_insert",
+    "bulk_update",
     "create_engine_from_settings",
     "select_in",
     "upgrade",

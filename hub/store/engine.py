@@ -1,5 +1,5 @@
 """Engines for the two supported databases, migrations to head, and the bulk hot paths
-(`bulk_insert`, `select_in`).
+(`bulk_insert`, `bulk_update`, `select_in`).
 
 ```python
 engine = create_engine_from_settings(settings)
@@ -35,6 +35,7 @@ SQLITE_PAGE_SIZE: Final = 16_384
 
 _MIGRATION_LOCK_ID: Final = 0x4C414D504944  # "LAMPID"
 _PLACEHOLDERS: Final = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+#: Statement text of `bulk_insert` and `bulk_update`, by dialect, table and columns.
 _insert_sql: dict[tuple[str, str, str, tuple[str, ...]], str] = {}
 #: Values per `select_in` query: SQLite binds at most 32,766 parameters, PostgreSQL 65,535.
 SELECT_IN_CHUNK: Final = 900
@@ -167,6 +168,33 @@ def bulk_insert(
     if sql is None:
         sql = _build_insert(dialect, table, key[3])
         _insert_sql[key] = sql
+    conn.exec_driver_sql(sql, rows)
+
+
+def bulk_update(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    key: str,
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Set `columns` of the rows whose `key` column is each tuple's last value, the others
+    in `columns` order, with one driver-level executemany (as `bulk_insert` inserts)."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    cache_key = (dialect.name, dialect.paramstyle, table.fullname, (*columns, "=", key))
+    sql = _insert_sql.get(cache_key)
+    if sql is None:
+        unknown = [c for c in (*columns, key) if c not in table.c]
+        if unknown or not columns:
+            raise ValueError(f"table {table.name} has no columns {unknown}")
+        placeholder = _placeholder(dialect)
+        quote = dialect.identifier_preparer.quote
+        assignments = ", ".join(f"{quote(c)} = {placeholder}" for c in columns)
+        target = dialect.identifier_preparer.format_table(table)
+        sql = f"UPDATE {target} SET {assignments} WHERE {quote(key)} = {placeholder}"
+        _insert_sql[cache_key] = sql
     conn.exec_driver_sql(sql, rows)
 
 

@@ -18,6 +18,7 @@ from hub.settings import Settings
 from hub.store import (
     alembic_config,
     bulk_insert,
+    bulk_update,
     create_engine_from_settings,
     select_in,
     upgrade,
@@ -296,3 +297,33 @@ def test_select_in_finds_every_match_across_chunks(engine):
 def test_select_in_refuses_unknown_columns(engine):
     with engine.connect() as conn, pytest.raises(ValueError, match="no columns"):
         list(select_in(conn, records, ("id",), {"nope": 1}, "natural_key", [b"x"]))
+
+
+def test_bulk_update_sets_the_columns_of_each_keyed_row(engine):
+    with engine.begin() as conn:
+        bulk_insert(conn, records, RECORD_COLUMNS, [record_row(i) for i in range(5)])
+        ids = conn.execute(sa.select(records.c.id).order_by(records.c.id)).scalars().all()
+        bulk_update(
+            conn,
+            records,
+            ("status", "route", "step"),
+            "id",
+            [("queued", "lahir", 0, ids[1]), ("awaiting_approval", "lahir", 1, ids[3])],
+        )
+        bulk_update(conn, records, ("status",), "id", [])  # nothing to do
+    with engine.connect() as conn:
+        got = conn.execute(
+            sa.select(records.c.status, records.c.route, records.c.step).order_by(records.c.id)
+        ).all()
+    assert [tuple(row) for row in got] == [
+        ("valid", None, None),
+        ("queued", "lahir", 0),
+        ("valid", None, None),
+        ("awaiting_approval", "lahir", 1),
+        ("valid", None, None),
+    ]
+
+
+def test_bulk_update_refuses_unknown_columns(engine):
+    with engine.begin() as conn, pytest.raises(ValueError, match="no columns"):
+        bulk_update(conn, records, ("status",), "nope", [("queued", 1)])
