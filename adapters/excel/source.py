@@ -40,11 +40,12 @@ of 22 columns); rows are then handed out one by one.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal, TypeAlias
+from typing import Any, ClassVar, Final, Literal, TypeAlias, cast
 
 import python_calamine as calamine
 
@@ -385,19 +386,20 @@ def _sheet_rows(sheet: calamine.CalamineSheet) -> Iterator[tuple[tuple[CellValue
     merges = _merges_by_row(sheet.merged_cell_ranges or [])
     active: list[tuple[int, int, int, CellValue]] = []  # last row, first col, last col, value
     pad: list[CellValue] = [None] * start[1]
-    # iter_rows() yields row 0 onwards (empty rows above the used range), from its first column.
-    for index, values in enumerate(sheet.iter_rows()):
-        if index < start[0]:
-            continue
-        cells: list[CellValue] = list(values)
+    # iter_rows() yields row 0 onwards (empty rows above the used range), from its first
+    # column; each row is a new list, changed in place here.
+    rows = cast(Iterator[list[CellValue]], itertools.islice(sheet.iter_rows(), start[0], None))
+    for index, cells in enumerate(rows, start[0]):
         if "" in cells:
             cells = [None if value == "" else value for value in cells]
         if pad:
             cells[0:0] = pad
         if merges or active:
             active = _fill_merged(cells, index, merges.pop(index, ()), active)
-        if not all(cell is None or (isinstance(cell, str) and not cell.strip()) for cell in cells):
-            yield tuple(cells), index + 1
+        for cell in cells:  # a loop, not all(): no generator made for every row
+            if cell is not None and (not isinstance(cell, str) or cell.strip()):
+                yield tuple(cells), index + 1
+                break
 
 
 def _merges_by_row(
