@@ -416,6 +416,9 @@ def make_grams(spec: FieldSpec) -> Normaliser:
         number, unit, shown = read
         if unit in _KILOGRAMS or (unit is None and number < 10):
             number *= 1000
+        if not math.isfinite(number):  # kilograms beyond a float: out of any range
+            low, high = _fmt(spec.minimum), _fmt(spec.maximum)
+            return None, _problem("range", value=shown, min=low, max=high)
         grams = round(number)
         return grams, _in_range(spec, grams, shown)
 

@@ -188,7 +188,15 @@ def test_birth_weight(raw, grams):
 
 
 @pytest.mark.parametrize(
-    ("raw", "code"), [("80 kg", "range"), ("250", "range"), ("berat", "type"), ("3,2 ons", "type")]
+    ("raw", "code"),
+    [
+        ("80 kg", "range"),
+        ("250", "range"),
+        ("berat", "type"),
+        ("3,2 ons", "type"),
+        (-1.8e305, "range"),  # kilograms that overflow a float as grams (found by hypothesis)
+        ("1" + "0" * 307 + " kg", "range"),
+    ],
 )
 def test_bad_birth_weight(raw, code):
     assert codes(make_grams(KELAHIRAN.fields["berat_bayi"])(raw)) == [code]
