@@ -20,14 +20,16 @@ from typing import Any, NamedTuple
 import orjson
 import sqlalchemy as sa
 
+from hub.audit import utc_timestamp
 from hub.crypto import DataProtector
 from hub.custody import SourceSealer
+from hub.flow import OUTBOX_COLUMNS, EnteringRecord, Flow, Placement
 from hub.layout import TableLayout
 from hub.records import Issue, Outcome, RawRow, Severity
 from hub.schemas import RecordSchema
 from hub.stats import Cell, Move, tally, tally_new
 from hub.store import bulk_insert, select_in
-from hub.store.tables import record_history, records, row_issues
+from hub.store.tables import outbox, record_history, records, row_issues
 from hub.validate import RecordValidator, RowResult
 
 RECORD_COLUMNS = (
@@ -47,6 +49,8 @@ RECORD_COLUMNS = (
     "created_at",
     "updated_at",
     "source_cells",
+    "route",
+    "step",
 )
 ISSUE_COLUMNS = (
     "batch_id",
@@ -139,6 +143,12 @@ class BatchWriter:
     count_deltas: Counter[Cell] = field(default_factory=Counter)
     _pii_names: tuple[str, ...] = ()
     _clear_names: tuple[str, ...] = ()
+    # With a flow (a store with routes.yaml), new records are stored on their routes at once,
+    # their outbox rows queued after each chunk; `routed` counts them by status. Corrections
+    # and records no route takes stay `valid` for `Flow.start_batch`.
+    flow: Flow | None = None
+    routed: Counter[str] = field(default_factory=Counter)
+    _entering: list[tuple[bytes, Mapping[str, Any], Placement]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._pii_names = self.schema.pii_fields
@@ -238,6 +248,7 @@ class BatchWriter:
         if self.conn is not None and not self.dry_run and inserts:
             bulk_insert(self.conn, records, RECORD_COLUMNS, inserts)
             tally_new(((r[0], r[6], r[4], r[5]) for r in inserts), self.count_deltas)
+            self._queue_messages()
         self._count(results, outcomes)
         self._store_issues([*extra_issues, *(issue for r in results for issue in r.issues)])
         return outcomes
@@ -324,7 +335,8 @@ class BatchWriter:
         if existing is not None:
             self._correct(existing, result, encoded, subject, now)
         else:
-            inserts.append(self._row(result, encoded, subject, 1, now))
+            placed = self._place(result, encoded)
+            inserts.append(self._row(result, encoded, subject, 1, now, *placed))
         return "valid"
 
     def _count(self, results: Sequence[RowResult], outcomes: Sequence[Outcome]) -> None:
@@ -349,6 +361,43 @@ class BatchWriter:
             params["masked"] = f"{nik[:4]}{'*' * 8}{nik[-4:]}"
         self.validator.issue(result, self._layout, name, code, severity, params)
 
+    def _place(self, result: RowResult, encoded: Encoded) -> tuple[str, str | None, int | None]:
+        """(status, route, step) of a new record: where its route takes it, with a flow."""
+        if self.flow is None or self.conn is None or self.dry_run:
+            return "valid", None, None
+        values = result.values
+        placed = self.flow.place_new(
+            self.schema.record_type, values[self.schema.wilayah_field], values
+        )
+        if placed is None:
+            return "valid", None, None
+        route, placement = placed
+        self.routed[placement.status] += 1
+        if placement.messages:
+            self._entering.append((encoded.key, values, placement))
+        return placement.status, route.name, placement.step
+
+    def _queue_messages(self) -> None:
+        """The outbox rows of the new records just stored on their routes."""
+        if not self._entering or self.flow is None or self.conn is None:
+            return
+        schema = self.schema
+        keys = [key for key, _, _ in self._entering]
+        where = {"record_type": schema.record_type}
+        ids = {
+            bytes(key): id_
+            for key, id_ in select_in(
+                self.conn, records, ("natural_key", "id"), where, "natural_key", keys
+            )
+        }
+        now = utc_timestamp(self.flow.now())
+        messages: list[tuple[Any, ...]] = []
+        for key, values, placement in self._entering:
+            record = EnteringRecord(ids[key], schema.record_type, schema.version, key, 1)
+            messages += self.flow.new_messages(record, values, placement, now)
+        self._entering.clear()
+        bulk_insert(self.conn, outbox, OUTBOX_COLUMNS, messages)
+
     def _row(
         self,
         result: RowResult,
@@ -356,6 +405,9 @@ class BatchWriter:
         subject: bytes | None,
         version: int,
         now: str,
+        status: str = "valid",
+        route: str | None = None,
+        step: int | None = None,
     ) -> tuple[Any, ...]:
         schema, values = self.schema, result.values
         aad = self._type_bytes + encoded.key
@@ -366,7 +418,7 @@ class BatchWriter:
             subject,
             values[schema.wilayah_field],
             values.get(schema.event_date) if schema.event_date else None,
-            "valid",
+            status,
             version,
             self.batch_id,
             result.provenance.position[:300],
@@ -376,6 +428,8 @@ class BatchWriter:
             now,
             now,
             self._sources.seal(self._layout, self._raw, encoded.position, encoded.key),
+            route,
+            step,
         )
 
     def _correct(

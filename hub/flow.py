@@ -24,7 +24,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -89,6 +89,16 @@ class Placement:
     step: int
     messages: tuple[tuple[str, str, int], ...] = ()  # (kind, connector, step index)
     auto_approved: bool = False
+
+
+class EnteringRecord(NamedTuple):
+    """What a record's outbox rows name of it (`Flow.new_messages`)."""
+
+    id: int
+    record_type: str
+    schema_version: int
+    natural_key: bytes
+    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,24 +186,54 @@ class Flow:
 
     # ------------------------------------------------------------------ entering routes
 
-    def start_batch(self, conn: sa.Connection, batch_id: int, *, actor: str) -> dict[str, int]:
-        """Put the batch's newly accepted records (status `valid`) on their routes."""
+    def start_batch(
+        self,
+        conn: sa.Connection,
+        batch_id: int,
+        *,
+        actor: str,
+        entered: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:
+        """Put the batch's newly accepted records (status `valid`) on their routes.
+
+        `entered` counts, by status, the records the batch's writer already stored on their
+        routes (`place_new`, `new_messages`); they are in the batch's audit event too."""
         rows = conn.execute(
             sa.select(*_RECORD_COLUMNS)
             .where(records.c.batch_id == batch_id, records.c.status == "valid")
             .order_by(records.c.id)
         ).all()
-        counts = self._enter(conn, rows)
-        if rows:
+        counts = Counter(entered or {})
+        counts.update(self._enter(conn, rows))
+        total = sum(counts.values())
+        if total:
             AuditLog.record(
                 conn,
                 actor=actor,
                 action="batch.routed",
                 entity_type="batch",
                 entity_id=str(batch_id),
-                details={"records": len(rows), **counts},
+                details={"records": total, **counts},
             )
-        return counts
+        return dict(counts)
+
+    def place_new(
+        self, record_type: str, kode_wilayah: str, values: Mapping[str, Any]
+    ) -> tuple[Route, Placement] | None:
+        """Where a new record (version 1) enters its route, from its values in memory: what
+        `start_batch` does after reading it back, for a writer that stores it there at once.
+        None when no route takes it (it stays `valid` for `start_batch`)."""
+        route = self.routes.route_for(record_type, kode_wilayah, values)
+        if route is None:
+            return None
+        return route, walk(route, 0, flagged=False)
+
+    def new_messages(
+        self, record: EnteringRecord, values: Mapping[str, Any], placement: Placement, now: str
+    ) -> list[tuple[Any, ...]]:
+        """Outbox rows (`OUTBOX_COLUMNS`) for a new record placed by `place_new`: a first
+        version has no earlier deliveries to correct."""
+        return self._messages(record, values, placement, set(), now)
 
     def start(
         self, conn: sa.Connection, record_ids: Sequence[int], *, actor: str

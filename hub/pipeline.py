@@ -188,6 +188,7 @@ def run_batch(
         "created_at": started,
     }
     routes = hub.routes  # an invalid routes.yaml stops here, before anything is stored
+    flow = None if routes is None else Flow(routes, hub.schemas, hub.protector, hub.messages)
     routed: dict[str, int] = {}
     given_id = batch_id
     if given_id is not None:
@@ -205,7 +206,9 @@ def run_batch(
                     .values(status="processing", **batch_values)
                     .returning(batches.c.id)
                 ).scalar_one()
-            writer = BatchWriter(schema, validator, hub.protector, conn, batch_id=batch_id)
+            writer = BatchWriter(
+                schema, validator, hub.protector, conn, batch_id=batch_id, flow=flow
+            )
             process(writer)
             counts = writer.counts
             conn.execute(
@@ -234,10 +237,10 @@ def run_batch(
                 },
             )
             apply_counts(conn, writer.count_deltas)  # after the audit head: see hub.stats
-            if routes is not None:
+            if flow is not None:
+                # new records entered their routes as they were stored; the rest enter here
                 clock = time.perf_counter()
-                flow = Flow(routes, hub.schemas, hub.protector, hub.messages)
-                routed = flow.start_batch(conn, batch_id, actor=actor)
+                routed = flow.start_batch(conn, batch_id, actor=actor, entered=writer.routed)
                 _stage("route", clock)
     except HubError as exc:
         _record_failure(hub, batch_values, exc, given_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import orjson
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 
 from adapters.base import FieldVerdict, VerifyAnswer
 from hub.audit import verify_chain
+from hub.context import Hub
 from hub.flow import Flow, idempotency_key, walk
 from hub.pipeline import run_batch, source_for
 from hub.routes import ApproveStep, DeliverStep, Match, Route, VerifyStep
@@ -21,6 +23,8 @@ from tests.builders import (
     pindah_row,
     write_table,
 )
+from tests.hub.test_stats import counted, truth
+from tests.routing import write_routes
 
 MATCH_ALL = {"NAMA_LGKP": FieldVerdict(True, 100)}
 
@@ -248,3 +252,61 @@ def test_a_new_version_supersedes_a_delivery_not_yet_sent(routed_hub, tmp_path):
     old, new = outbox_rows(routed_hub, kind="deliver")
     assert old.status == "superseded"
     assert (new.status, new.correction) == ("queued", False)
+
+
+def test_a_batch_stores_new_records_on_their_routes_and_routes_the_rest_after(
+    settings, tmp_path, monkeypatch
+):
+    """New records enter their routes as the writer stores them (no read-back, no update);
+    a correction and a record no route takes are left `valid` for `Flow.start_batch`. The
+    end state is the one routing every record after the batch gave."""
+
+    def first_children_only(document):
+        for route in document["routes"]:
+            if route["name"] == "kelahiran":
+                route["match"]["where"] = {"kelahiran_ke": [1]}
+
+    path = write_routes(tmp_path / "routes.yaml", monkeypatch, first_children_only)
+    hub = Hub.open(dataclasses.replace(settings, routes_path=path))
+    try:
+        ingest(hub, tmp_path, KELAHIRAN_HEADER, [kelahiran_row(1)], "kelahiran", "first.csv")
+        rows = [
+            kelahiran_row(1, **{"Nama Anak": "Aisyah Putri Ramadhani"}),  # a correction
+            kelahiran_row(2),
+            kelahiran_row(3, **{"Anak Ke": "2"}),  # no route takes a second child here
+            kelahiran_row(4, **{"Tgl Lahir": "31/02/2025"}),  # invalid
+        ]
+        report = ingest(hub, tmp_path, KELAHIRAN_HEADER, rows, "kelahiran", "second.csv")
+
+        assert (report.counts.valid, report.counts.invalid, report.corrected) == (3, 1, 1)
+        assert report.routed == {"verifying": 2, "unrouted": 1}
+        stored = record_rows(hub)
+        assert [(r.version, r.status, r.route, r.step) for r in stored] == [
+            (2, "verifying", "kelahiran", 0),
+            (1, "verifying", "kelahiran", 0),
+            (1, "valid", None, None),
+        ]
+        messages = outbox_rows(hub)
+        assert [(m.record_id, m.record_version, m.kind, m.status) for m in messages] == [
+            (stored[0].id, 1, "verify", "superseded"),  # by the correction
+            (stored[1].id, 1, "verify", "queued"),
+            (stored[0].id, 2, "verify", "queued"),
+        ]
+        for message in messages:
+            record = next(r for r in stored if r.id == message.record_id)
+            assert message.idempotency_key == idempotency_key(
+                "kelahiran", 1, record.natural_key, message.record_version, "dukcapil", "verify"
+            )
+            assert (message.connector, message.step, message.correction) == ("dukcapil", 0, False)
+        assert counted(hub) == truth(hub)
+        with hub.engine.connect() as conn:
+            routed = conn.execute(
+                sa.select(audit_events.c.details).where(audit_events.c.action == "batch.routed")
+            ).scalars()
+            assert [orjson.loads(details) for details in routed] == [
+                {"records": 1, "verifying": 1},
+                {"records": 3, "verifying": 2, "unrouted": 1},
+            ]
+            assert verify_chain(conn).ok
+    finally:
+        hub.close()
