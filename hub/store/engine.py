@@ -12,7 +12,7 @@ with engine.begin() as conn:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,7 +36,7 @@ SQLITE_PAGE_SIZE: Final = 16_384
 _MIGRATION_LOCK_ID: Final = 0x4C414D504944  # "LAMPID"
 _PLACEHOLDERS: Final = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 #: Statement text of `bulk_insert` and `bulk_update`, by dialect, table and columns.
-_insert_sql: dict[tuple[str, str, str, tuple[str, ...]], str] = {}
+_statements: dict[tuple[str, str, str, tuple[str, ...]], str] = {}
 #: Values per `select_in` query: SQLite binds at most 32,766 parameters, PostgreSQL 65,535.
 SELECT_IN_CHUNK: Final = 900
 
@@ -162,13 +162,7 @@ def bulk_insert(
     """
     if not rows:
         return
-    dialect = conn.dialect
-    key = (dialect.name, dialect.paramstyle, table.fullname, tuple(columns))
-    sql = _insert_sql.get(key)
-    if sql is None:
-        sql = _build_insert(dialect, table, key[3])
-        _insert_sql[key] = sql
-    conn.exec_driver_sql(sql, rows)
+    conn.exec_driver_sql(_statement(conn, table, tuple(columns), _build_insert), rows)
 
 
 def bulk_update(
@@ -182,20 +176,22 @@ def bulk_update(
     in `columns` order, with one driver-level executemany (as `bulk_insert` inserts)."""
     if not rows:
         return
+    conn.exec_driver_sql(_statement(conn, table, (*columns, "=", key), _build_update), rows)
+
+
+def _statement(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    build: Callable[[sa.Dialect, sa.Table, tuple[str, ...]], str],
+) -> str:
+    """The statement `build` makes for (dialect, table, columns), built once."""
     dialect = conn.dialect
-    cache_key = (dialect.name, dialect.paramstyle, table.fullname, (*columns, "=", key))
-    sql = _insert_sql.get(cache_key)
+    key = (dialect.name, dialect.paramstyle, table.fullname, columns)
+    sql = _statements.get(key)
     if sql is None:
-        unknown = [c for c in (*columns, key) if c not in table.c]
-        if unknown or not columns:
-            raise ValueError(f"table {table.name} has no columns {unknown}")
-        placeholder = _placeholder(dialect)
-        quote = dialect.identifier_preparer.quote
-        assignments = ", ".join(f"{quote(c)} = {placeholder}" for c in columns)
-        target = dialect.identifier_preparer.format_table(table)
-        sql = f"UPDATE {target} SET {assignments} WHERE {quote(key)} = {placeholder}"
-        _insert_sql[cache_key] = sql
-    conn.exec_driver_sql(sql, rows)
+        sql = _statements[key] = build(dialect, table, columns)
+    return sql
 
 
 def select_in(
@@ -217,9 +213,7 @@ def select_in(
     dialect = conn.dialect
     placeholder = _placeholder(dialect)
     quote = dialect.identifier_preparer.quote
-    unknown = [c for c in (*columns, *where, column) if c not in table.c]
-    if unknown or not columns:
-        raise ValueError(f"table {table.name} has no columns {unknown}")
+    _check_columns(table, (*columns, *where, column))
     conditions = "".join(f"{quote(c)} = {placeholder} AND " for c in where)
     head = (
         f"SELECT {', '.join(quote(c) for c in columns)} "
@@ -241,12 +235,28 @@ def _placeholder(dialect: sa.Dialect) -> str:
 
 
 def _build_insert(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]) -> str:
-    unknown = [c for c in columns if c not in table.c]
-    if unknown or not columns:
-        raise ValueError(f"table {table.name} has no columns {unknown}")
+    _check_columns(table, columns)
     placeholder = _placeholder(dialect)
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in columns)
     marks = ", ".join([placeholder] * len(columns))
     target = dialect.identifier_preparer.format_table(table)
     return f"INSERT INTO {target} ({names}) VALUES ({marks})"
+
+
+def _build_update(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]) -> str:
+    """`columns` is the columns to set, "=", the key column."""
+    *assigned, _, key = columns
+    _check_columns(table, assigned)
+    _check_columns(table, (key,))
+    placeholder = _placeholder(dialect)
+    quote = dialect.identifier_preparer.quote
+    assignments = ", ".join(f"{quote(c)} = {placeholder}" for c in assigned)
+    target = dialect.identifier_preparer.format_table(table)
+    return f"UPDATE {target} SET {assignments} WHERE {quote(key)} = {placeholder}"
+
+
+def _check_columns(table: sa.Table, columns: Sequence[str]) -> None:
+    unknown = [c for c in columns if c not in table.c]
+    if unknown or not columns:
+        raise ValueError(f"table {table.name} has no columns {unknown}")

@@ -264,9 +264,9 @@ def test_bulk_insert_builds_its_sql_once(engine):
     with engine.begin() as conn:
         bulk_insert(conn, batches, BATCH_COLUMNS, [batch_row(1)])
         key = (conn.dialect.name, conn.dialect.paramstyle, "batches", BATCH_COLUMNS)
-        sql = store_engine._insert_sql[key]
+        sql = store_engine._statements[key]
         bulk_insert(conn, batches, BATCH_COLUMNS, [batch_row(2)])
-        assert store_engine._insert_sql[key] is sql
+        assert store_engine._statements[key] is sql
     placeholder = "?" if engine.dialect.name == "sqlite" else "%s"
     assert sql.endswith(f"({', '.join([placeholder] * len(BATCH_COLUMNS))})")
 
