@@ -84,8 +84,9 @@ class Outcome:
     chain_ok: bool
     delivery_ms: list[float]  # per delivered message: outbox created_at -> done_at
     request_ms: list[float]  # per delivery: latency_ms of its `outbox.deliver.ok` event
-    # delivery attempts that ended in a connection failure or timeout on the hub's side: the
-    # request may have died before SIAK read it (a busy host), so SIAK may not count it
+    # delivery attempts SIAK may not have counted: a connection failure or timeout on the
+    # hub's side (the request may have died before SIAK read it on a busy host), or a failed
+    # token request (no events request was sent at all)
     unsure_deliveries: int = 0
     dispatch: dict[str, int] = field(default_factory=dict)  # in-process dispatcher counts
     notes: dict[str, Any] = field(default_factory=dict)
@@ -309,9 +310,8 @@ def read_store(hub: Hub) -> dict[str, Any]:
         failed = conn.execute(
             sa.select(audit_events.c.details).where(audit_events.c.action == "outbox.deliver.retry")
         ).scalars()
-        unsure = sum(
-            1 for d in failed if "connection failed" in str(orjson.loads(d).get("summary", ""))
-        )
+        summaries = [str(orjson.loads(d).get("summary", "")) for d in failed]
+        unsure = sum(1 for s in summaries if "connection failed" in s or "token endpoint" in s)
     return {
         "unsure_deliveries": unsure,
         "statuses": {str(k): int(v) for k, v in statuses.items()},

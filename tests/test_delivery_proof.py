@@ -81,7 +81,8 @@ def test_under_injected_faults_every_record_is_delivered_once_and_every_attempt_
     assert outcome.siak["token_requests"] <= outcome.dispatch["rounds"]
     assert outcome.siak["by_status"].get("401", 0) == 0
     # (A request that timed out or lost its connection on the hub's side may have died before
-    # SIAK read it when the host is very busy: only those may be audited and not counted.)
+    # SIAK read it when the host is very busy, and an attempt whose token request failed sent
+    # none: only those may be audited and not counted.)
     audited = outcome.audited("outbox.deliver.")
     assert (
         outcome.siak["requests"]
