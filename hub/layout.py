@@ -2,9 +2,9 @@
 
 Real files carry title rows above the header ("LAPORAN KELAHIRAN BULAN JULI 2025"), two-row
 headers under merged cells, a row of column numbers "(1) (2) (3)", the header repeated on
-each printed page, and a total or signature block at the bottom. `iter_data_rows` takes the
-rows a source read (every non-blank row, in order) and yields only data rows, each with the
-layout of its table. Each sheet (`Provenance.part`) is a table of its own.
+each printed page, and a total or signature block at the bottom. `iter_data_chunks` takes the
+rows a source read (every non-blank row, in order) and yields only data rows, in chunks, each
+with the layout of its table. Each sheet (`Provenance.part`) is a table of its own.
 """
 
 from __future__ import annotations
@@ -219,16 +219,6 @@ def _repeats_header(layout: TableLayout, row: RawRow) -> bool:
     return same >= max(3, len(layout.columns) // 2)
 
 
-def iter_data_rows(
-    rows: Iterator[RawRow], schema: RecordSchema, *, skipped_parts: list[str] | None = None
-) -> Iterator[tuple[TableLayout, RawRow]]:
-    """Data rows of every table in `rows`, each with the layout of its table (one at a time:
-    `iter_data_chunks` without the chunks)."""
-    for layout, chunk in iter_data_chunks(rows, schema, 1000, skipped_parts=skipped_parts):
-        for row in chunk:
-            yield layout, row
-
-
 def iter_data_chunks(
     rows: Iterator[RawRow],
     schema: RecordSchema,
@@ -266,6 +256,15 @@ def iter_data_chunks(
         pending.clear()
         chunk.extend(r for r in rest if is_data(r))
 
+    def split(everything: bool) -> Iterator[tuple[TableLayout, list[RawRow]]]:
+        """Chunks of `size` off the front of `chunk` (and the rest too when `everything`):
+        the rows found with a header may be more than `size`."""
+        nonlocal chunk
+        while chunk and (everything or len(chunk) >= size):
+            assert layout is not None
+            yield layout, chunk[:size]
+            chunk = chunk[size:]
+
     def is_data(row: RawRow) -> bool:
         """Whether a row after the header is data (a plain function, not a generator: it
         runs for every row of every file)."""
@@ -293,15 +292,13 @@ def iter_data_chunks(
         if row.provenance.part != part:
             if layout is None and pending:
                 resolve()
-            if chunk:
-                assert layout is not None
-                yield layout, chunk
-                chunk = []
+            yield from split(everything=True)
             part, layout, pending = row.provenance.part, None, []
         if layout is None:
             pending.append(row)
             if len(pending) >= HEADER_SCAN_ROWS:
                 resolve()
+                yield from split(everything=False)
                 if layout is None:
                     part = row.provenance.part  # keep skipping this table
                     layout = _SKIP
@@ -313,9 +310,7 @@ def iter_data_chunks(
                 chunk = []
     if layout is None and pending:
         resolve()
-    if chunk:
-        assert layout is not None
-        yield layout, chunk
+    yield from split(everything=True)
     if not found_any:
         examples = ", ".join(
             spec.aliases[0] if spec.aliases else spec.title

@@ -3,12 +3,21 @@ from __future__ import annotations
 import pytest
 
 from hub.errors import HeaderNotFoundError
-from hub.layout import find_header, iter_data_rows
+from hub.layout import find_header, iter_data_chunks
 from hub.records import Provenance, RawRow
 from hub.schemas import SchemaRegistry
 
 REGISTRY = SchemaRegistry.load()
 KELAHIRAN = REGISTRY.get("kelahiran")
+
+
+def iter_data_rows(table, schema, *, skipped_parts=None):
+    """The data rows one at a time, each with its layout: chunks of two, so that the tests
+    also cross chunk boundaries."""
+    for layout, chunk in iter_data_chunks(table, schema, 2, skipped_parts=skipped_parts):
+        assert 0 < len(chunk) <= 2
+        for row in chunk:
+            yield layout, row
 
 
 def rows(*lines, part="Sheet1", start=1):
