@@ -47,7 +47,6 @@ from bench.peers import (
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
-PROJECT = Path(__file__).resolve().parent.parent
 # 32 bytes, base64 (identical in the standard and URL-safe alphabets). A test key, not a secret.
 TEST_DATA_KEY = base64.b64encode(b"lampid-hub-bench-test-key-000032").decode()
 
@@ -309,7 +308,7 @@ def build_rows(res: dict[str, Measurement | None]) -> list[Row]:
         )
     routed = res.get("hub_csv_routed")
     if routed is not None:
-        rows.append(Row(routed, "the same ingest, then Flow.start_batch", "", ""))
+        rows.append(Row(routed, "the same ingest, each record stored on its route", "", ""))
     if mem is not None:
         rows.append(
             Row(
@@ -442,7 +441,7 @@ def compile_project() -> None:
     """Write the hub's bytecode, as a deployed hub has it (the Dockerfile compiles it): with
     PYTHONDONTWRITEBYTECODE set, every run would otherwise compile the hub from source."""
     for package in ("hub", "adapters"):
-        compileall.compile_dir(PROJECT / package, quiet=1)
+        compileall.compile_dir(PROJECT_ROOT / package, quiet=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
