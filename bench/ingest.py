@@ -43,6 +43,7 @@ from bench.peers import (
     kelahiran_schema,
     measure_frictionless,
     measure_read_excel,
+    measure_sqlite_store,
     run_pinned,
 )
 
@@ -116,10 +117,16 @@ def hub_command(override: str | None) -> list[str]:
     return [sys.executable, "-c", "from hub.cli import main; raise SystemExit(main())"]
 
 
-def _remove(db: Path, data_dir: Path) -> None:
-    for p in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))):
+def _db_files(db: Path) -> list[Path]:
+    """A SQLite database file and its companions."""
+    return [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))]
+
+
+def _remove(db: Path, data_dir: Path | None = None) -> None:
+    for p in _db_files(db):
         p.unlink(missing_ok=True)
-    shutil.rmtree(data_dir, ignore_errors=True)
+    if data_dir is not None:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _parse_json_output(stdout: str) -> dict[str, Any]:
@@ -153,6 +160,7 @@ def measure_hub(
     timeout: float | None,
     wilayah_csv: Path | None,
     routes: Path | None = None,
+    keep_last_db: Path | None = None,
 ) -> Measurement:
     """``repeat`` pinned runs of ``hub ingest``, each on a fresh database and data directory.
 
@@ -194,6 +202,11 @@ def measure_hub(
             print(f"  FAILED: {m.error}", file=sys.stderr, flush=True)
             break
         m.pinning = run.pinning
+        if keep_last_db is not None and i == repeat:
+            _remove(keep_last_db)
+            for present, kept in zip(_db_files(db), _db_files(keep_last_db), strict=True):
+                if present.exists():
+                    present.rename(kept)
         if not keep:
             _remove(db, data_dir)
         if run.returncode not in (0, 1):
@@ -318,7 +331,7 @@ def build_rows(res: dict[str, Measurement | None]) -> list[Row]:
                 _verdict([mem.max_rss_mb < MEMORY_MB if mem.ok else None]),
             )
         )
-    for peer in (fl, fl_schema, pdx):
+    for peer in (res.get("sqlite_store"), fl, fl_schema, pdx):
         if peer is not None:
             hub = hub_xlsx if peer is pdx else hub_csv
             r = _ratio(hub, peer) if hub is not None else float("nan")
@@ -497,6 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.memory_rows and not a.no_hub:
         files["memory CSV"] = ensure_file("csv", out, a.memory_rows, **gen)
     csv_path = Path(files["CSV"]["path"])
+    stored_db = out / "stored-csv.db"  # the last hub CSV run's database, for the store peer
     res: dict[str, Measurement | None] = {}
 
     cmd = hub_command(a.hub_cmd)
@@ -512,7 +526,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hub command: {shlex.join(cmd)}", flush=True)
         compile_project()
         res["hub_csv"] = measure_hub(
-            "hub ingest CSV", csv_path, tag="csv", repeat=a.repeat, **hub_opts
+            "hub ingest CSV",
+            csv_path,
+            tag="csv",
+            repeat=a.repeat,
+            keep_last_db=None if a.no_peers else stored_db,
+            **hub_opts,
         )
         if "XLSX" in files:
             res["hub_xlsx"] = measure_hub(
@@ -531,6 +550,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 routes=PROJECT_ROOT / "routes.yaml",
                 **hub_opts,
             )
+    if not a.no_peers and stored_db.exists():
+        print("SQLite alone: the rows of the last hub CSV run written again ...", flush=True)
+        res["sqlite_store"] = measure_sqlite_store(
+            stored_db, expected_rows=a.rows, repeat=peer_repeat, core=a.core
+        )
+        _remove(stored_db)
     if not a.no_peers:
         print("frictionless validate (CSV) ...", flush=True)
         res["frictionless"] = measure_frictionless(
@@ -549,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             res["read_excel"] = measure_read_excel(
                 Path(files["XLSX"]["path"]), expected_rows=a.rows, repeat=peer_repeat, core=a.core
             )
-        for key in ("frictionless", "frictionless_schema", "read_excel"):
+        for key in ("sqlite_store", "frictionless", "frictionless_schema", "read_excel"):
             peer = res.get(key)
             if peer is not None:
                 status = peer.error or f"{peer.median_seconds:.2f} s, {peer.rows_per_s:,.0f} rows/s"

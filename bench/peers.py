@@ -6,12 +6,18 @@
   the file. Optionally with a Table Schema that states the kelahiran rules it can express
   (required cells, 16-digit NIKs, ranges, the natural key as primary key).
 * ``pandas.read_excel(path, engine="openpyxl", dtype=str)`` merely reading the XLSX.
+* The store alone: what one ``hub ingest`` run stored (its records and row issues, read from
+  that run's database) written again into a fresh SQLite file through the ``sqlite3`` driver,
+  with the hub's connection settings and in one transaction, with no Python work per row but
+  the driver's. This is the floor under the hub's own writing: the hub cannot store its rows
+  faster than this.
 
 The parent times each child from spawn to exit (interpreter start and imports included, like the
 hub's end-to-end run) and takes its peak RSS from ``os.wait4`` (the child's own ``ru_maxrss``).
 Each child also prints what it measured inside (rows, errors, seconds) as one JSON line.
 
-Child entry point: ``python -m bench.peers {frictionless,read_excel} PATH [--header-row 3]``.
+Child entry point: ``python -m bench.peers {frictionless,read_excel,sqlite_store} PATH
+[--header-row 3]``.
 """
 
 from __future__ import annotations
@@ -199,8 +205,17 @@ def _child_cmd(*args: str) -> list[str]:
 
 
 def _measure_child(
-    name: str, path: Path, args: list[str], *, expected_rows: int | None, repeat: int, core: int
+    name: str,
+    path: Path,
+    args: list[str],
+    *,
+    expected_rows: int | None,
+    repeat: int,
+    core: int,
+    inside: bool = False,
 ) -> Measurement:
+    """``repeat`` runs of a child; each timed spawn to exit, or by its own ``seconds_inside``
+    when ``inside`` (a child whose set-up is not part of the measure)."""
     m = Measurement(name, str(path))
     env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
     for _ in range(repeat):
@@ -220,7 +235,7 @@ def _measure_child(
             if m.detail.get("first_error"):
                 m.error += f" ({m.detail['first_error']})"
             break
-        m.seconds.append(run.seconds)
+        m.seconds.append(float(m.detail["seconds_inside"]) if inside else run.seconds)
         m.peak_rss_mb.append(run.peak_rss_mb)
     return m
 
@@ -262,6 +277,21 @@ def measure_read_excel(
         expected_rows=expected_rows,
         repeat=repeat,
         core=core,
+    )
+
+
+def measure_sqlite_store(
+    hub_db: str | Path, *, expected_rows: int | None = None, repeat: int = 3, core: int = 0
+) -> Measurement:
+    """The rows one ``hub ingest`` stored in ``hub_db``, written again by the driver alone."""
+    return _measure_child(
+        "SQLite alone: the same stored rows, driver executemany",
+        Path(hub_db),
+        ["sqlite_store", str(hub_db)],
+        expected_rows=expected_rows,
+        repeat=repeat,
+        core=core,
+        inside=True,
     )
 
 
@@ -353,15 +383,79 @@ def _child_read_excel(path: str, header_row: int) -> dict[str, Any]:
     }
 
 
+#: The tables ``hub ingest`` writes a batch's rows to (the batch row itself is one row).
+STORED_TABLES = ("records", "row_issues")
+
+
+def _child_sqlite_store(hub_db: str) -> dict[str, Any]:
+    import sqlite3
+
+    from hub.pipeline import CHUNK_ROWS
+    from hub.store.engine import configure_sqlite
+
+    # Untimed: read what the hub stored for its (last) batch, and create the same tables.
+    source = sqlite3.connect(f"file:{hub_db}?mode=ro", uri=True)
+    batch = source.execute("SELECT * FROM batches ORDER BY id DESC LIMIT 1").fetchone()
+    if batch is None:
+        raise SystemExit(f"{hub_db}: no batch")
+    batch_id = batch[0]
+    rows_read = source.execute("SELECT rows FROM batches WHERE id = ?", (batch_id,)).fetchone()[0]
+    ddl = [
+        sql
+        for (sql,) in source.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('batches', 'records', 'row_issues')"
+            " AND sql IS NOT NULL ORDER BY type = 'index', rowid"
+        )
+    ]
+    stored: dict[str, tuple[str, list[tuple[Any, ...]]]] = {}
+    for table in STORED_TABLES:
+        columns = [c[1] for c in source.execute(f"PRAGMA table_info({table})") if c[1] != "id"]
+        insert = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        )
+        select = f"SELECT {', '.join(columns)} FROM {table} WHERE batch_id = ? ORDER BY id"
+        stored[table] = (insert, source.execute(select, (batch_id,)).fetchall())
+    source.close()
+    target = Path(hub_db).with_name(Path(hub_db).stem + "-store-floor.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    conn = sqlite3.connect(target, isolation_level=None)
+    configure_sqlite(conn)
+    for sql in ddl:
+        conn.execute(sql)
+    conn.execute(f"INSERT INTO batches VALUES ({', '.join('?' * len(batch))})", batch)
+    # Timed: one transaction, chunks as the hub writes them, commit and close (checkpoint).
+    t0 = time.perf_counter()
+    conn.execute("BEGIN")
+    for insert, rows in stored.values():
+        for start in range(0, len(rows), CHUNK_ROWS):
+            conn.executemany(insert, rows[start : start + CHUNK_ROWS])
+    conn.execute("COMMIT")
+    conn.close()
+    seconds = time.perf_counter() - t0
+    size_mb = target.stat().st_size / 2**20
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    return {
+        "tool": f"sqlite3 {sqlite3.sqlite_version} (Python driver)",
+        "rows": rows_read,
+        **{table: len(rows) for table, (_, rows) in stored.items()},
+        "file_mb": round(size_mb, 1),
+        "seconds_inside": seconds,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.peers")
-    p.add_argument("tool", choices=["frictionless", "read_excel"])
+    p.add_argument("tool", choices=["frictionless", "read_excel", "sqlite_store"])
     p.add_argument("path")
     p.add_argument("--header-row", type=int, default=HEADER_ROW, help="1-based")
     p.add_argument("--schema", default=None, help="Table Schema JSON (frictionless only)")
     a = p.parse_args(argv)
     if a.tool == "frictionless":
         result = _child_frictionless(a.path, a.header_row, a.schema)
+    elif a.tool == "sqlite_store":
+        result = _child_sqlite_store(a.path)
     else:
         result = _child_read_excel(a.path, a.header_row)
     print(json.dumps(result))

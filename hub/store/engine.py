@@ -30,7 +30,7 @@ MIGRATIONS: Final = Path(__file__).with_name("migrations")
 #: How long a SQLite writer waits for another one before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 
-#: Page size of new SQLite stores (see `_sqlite_on_connect`).
+#: Page size of new SQLite stores (see `configure_sqlite`).
 SQLITE_PAGE_SIZE: Final = 16_384
 
 _MIGRATION_LOCK_ID: Final = 0x4C414D504944  # "LAMPID"
@@ -54,13 +54,14 @@ def create_engine_from_settings(settings: Settings, **kwargs: Any) -> sa.Engine:
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", configure_sqlite)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
 
 
-def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+def configure_sqlite(dbapi_connection: sqlite3.Connection, _record: object = None) -> None:
+    """The settings every SQLite connection of the hub gets (a SQLAlchemy `connect` hook)."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: WAL may wait

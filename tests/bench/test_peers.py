@@ -1,0 +1,46 @@
+"""The store-floor peer writes exactly what `hub ingest` stored, with the hub's settings."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from starlette.datastructures import Secret
+
+from bench.peers import _child_sqlite_store
+from hub.context import Hub
+from hub.pipeline import run_batch, source_for
+from hub.settings import Settings
+from tests.builders import KELAHIRAN_HEADER, kelahiran_row, write_table
+from tests.conftest import TEST_KEY
+
+
+def test_the_store_peer_writes_the_batch_again(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    settings = Settings(f"sqlite:///{db}", tmp_path / "var", Secret(TEST_KEY), tmp_path / "k")
+    hub = Hub.open(settings)
+    rows = [kelahiran_row(i) for i in range(1, 41)]
+    rows[3] = kelahiran_row(4, **{"Tgl Lahir": "31/02/2025"})  # invalid: its issue is stored
+    path = write_table(tmp_path / "lahir.csv", KELAHIRAN_HEADER, rows)
+    try:
+        report = run_batch(hub, source_for(path), "kelahiran")
+    finally:
+        hub.close()
+    assert report.counts.valid == 39
+    assert report.counts.invalid == 1
+
+    result = _child_sqlite_store(str(db))
+
+    assert result["rows"] == 40
+    assert result["records"] == 39
+    assert result["row_issues"] == len([i for i in report.issues if i.row is not None])
+    assert result["seconds_inside"] > 0
+    assert not list(tmp_path.glob("*store-floor*"))  # its own file is removed
+
+
+def test_a_store_without_a_batch_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "empty.db"
+    sqlite3.connect(db).executescript("CREATE TABLE batches (id INTEGER PRIMARY KEY, rows INT);")
+    with pytest.raises(SystemExit, match="no batch"):
+        _child_sqlite_store(str(db))
