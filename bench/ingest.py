@@ -41,6 +41,7 @@ from bench.peers import (
     PROJECT_ROOT,
     Measurement,
     kelahiran_schema,
+    measure_calamine,
     measure_frictionless,
     measure_read_excel,
     measure_sqlite_store,
@@ -331,9 +332,10 @@ def build_rows(res: dict[str, Measurement | None]) -> list[Row]:
                 _verdict([mem.max_rss_mb < MEMORY_MB if mem.ok else None]),
             )
         )
-    for peer in (res.get("sqlite_store"), fl, fl_schema, pdx):
+    calamine = res.get("calamine")
+    for peer in (res.get("sqlite_store"), fl, fl_schema, calamine, pdx):
         if peer is not None:
-            hub = hub_xlsx if peer is pdx else hub_csv
+            hub = hub_xlsx if peer in (calamine, pdx) else hub_csv
             r = _ratio(hub, peer) if hub is not None else float("nan")
             rows.append(Row(peer, f"peer (hub {_num(r, '.1f')}×)", "", ""))
     return rows
@@ -570,11 +572,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             res["frictionless_schema"] = m
         if "XLSX" in files:
+            print("python-calamine (XLSX) ...", flush=True)
+            res["calamine"] = measure_calamine(
+                Path(files["XLSX"]["path"]), expected_rows=a.rows, repeat=peer_repeat, core=a.core
+            )
             print("pandas.read_excel (XLSX) ...", flush=True)
             res["read_excel"] = measure_read_excel(
                 Path(files["XLSX"]["path"]), expected_rows=a.rows, repeat=peer_repeat, core=a.core
             )
-        for key in ("sqlite_store", "frictionless", "frictionless_schema", "read_excel"):
+        peers = ("sqlite_store", "frictionless", "frictionless_schema", "calamine", "read_excel")
+        for key in peers:
             peer = res.get(key)
             if peer is not None:
                 status = peer.error or f"{peer.median_seconds:.2f} s, {peer.rows_per_s:,.0f} rows/s"

@@ -6,6 +6,8 @@
   the file. Optionally with a Table Schema that states the kelahiran rules it can express
   (required cells, 16-digit NIKs, ranges, the natural key as primary key).
 * ``pandas.read_excel(path, engine="openpyxl", dtype=str)`` merely reading the XLSX.
+* ``python-calamine`` merely reading the XLSX's sheet (the reader the hub uses): the floor under
+  the hub's workbook ingest.
 * The store alone: what one ``hub ingest`` run stored (its records and row issues, read from
   that run's database) written again into a fresh SQLite file through the ``sqlite3`` driver,
   with the hub's connection settings and in one transaction, with no Python work per row but
@@ -16,7 +18,7 @@ The parent times each child from spawn to exit (interpreter start and imports in
 hub's end-to-end run) and takes its peak RSS from ``os.wait4`` (the child's own ``ru_maxrss``).
 Each child also prints what it measured inside (rows, errors, seconds) as one JSON line.
 
-Child entry point: ``python -m bench.peers {frictionless,read_excel,sqlite_store} PATH
+Child entry point: ``python -m bench.peers {frictionless,read_excel,calamine,sqlite_store} PATH
 [--header-row 3]``.
 """
 
@@ -280,6 +282,26 @@ def measure_read_excel(
     )
 
 
+def measure_calamine(
+    xlsx_path: str | Path,
+    *,
+    expected_rows: int | None = None,
+    repeat: int = 3,
+    core: int = 0,
+    header_row: int = HEADER_ROW,
+) -> Measurement:
+    """``python-calamine`` loading the XLSX's first sheet and iterating its rows, nothing else."""
+    args = ["calamine", str(xlsx_path), "--header-row", str(header_row)]
+    return _measure_child(
+        "python-calamine XLSX, read only",
+        Path(xlsx_path),
+        args,
+        expected_rows=expected_rows,
+        repeat=repeat,
+        core=core,
+    )
+
+
 def measure_sqlite_store(
     hub_db: str | Path, *, expected_rows: int | None = None, repeat: int = 3, core: int = 0
 ) -> Measurement:
@@ -383,6 +405,21 @@ def _child_read_excel(path: str, header_row: int) -> dict[str, Any]:
     }
 
 
+def _child_calamine(path: str, header_row: int) -> dict[str, Any]:
+    import python_calamine
+
+    t0 = time.perf_counter()
+    workbook = python_calamine.CalamineWorkbook.from_path(path)
+    sheet = workbook.get_sheet_by_name(workbook.sheet_names[0])
+    rows = sum(1 for _ in sheet.iter_rows())
+    seconds = time.perf_counter() - t0
+    return {
+        "tool": f"python-calamine {importlib.metadata.version('python-calamine')}",
+        "rows": rows - header_row,  # rows below the header (the file has no blank rows)
+        "seconds_inside": seconds,
+    }
+
+
 #: The tables ``hub ingest`` writes a batch's rows to (the batch row itself is one row).
 STORED_TABLES = ("records", "row_issues")
 
@@ -447,7 +484,7 @@ def _child_sqlite_store(hub_db: str) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.peers")
-    p.add_argument("tool", choices=["frictionless", "read_excel", "sqlite_store"])
+    p.add_argument("tool", choices=["frictionless", "read_excel", "calamine", "sqlite_store"])
     p.add_argument("path")
     p.add_argument("--header-row", type=int, default=HEADER_ROW, help="1-based")
     p.add_argument("--schema", default=None, help="Table Schema JSON (frictionless only)")
@@ -456,6 +493,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = _child_frictionless(a.path, a.header_row, a.schema)
     elif a.tool == "sqlite_store":
         result = _child_sqlite_store(a.path)
+    elif a.tool == "calamine":
+        result = _child_calamine(a.path, a.header_row)
     else:
         result = _child_read_excel(a.path, a.header_row)
     print(json.dumps(result))

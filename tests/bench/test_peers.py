@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from starlette.datastructures import Secret
 
-from bench.peers import _child_sqlite_store
+from bench.peers import _child_calamine, _child_sqlite_store
 from hub.context import Hub
 from hub.pipeline import run_batch, source_for
 from hub.settings import Settings
@@ -44,3 +44,14 @@ def test_a_store_without_a_batch_is_refused(tmp_path: Path) -> None:
     sqlite3.connect(db).executescript("CREATE TABLE batches (id INTEGER PRIMARY KEY, rows INT);")
     with pytest.raises(SystemExit, match="no batch"):
         _child_sqlite_store(str(db))
+
+
+def test_the_calamine_peer_counts_the_rows_below_the_header(tmp_path: Path) -> None:
+    title = (["LAPORAN KELAHIRAN"], ["KELURAHAN : SUKARASA"])  # the header is on row 3
+    rows = [kelahiran_row(i) for i in range(1, 6)]
+    path = write_table(tmp_path / "lahir.xlsx", KELAHIRAN_HEADER, rows, title=title)
+
+    result = _child_calamine(str(path), header_row=3)
+
+    assert result["rows"] == 5
+    assert result["tool"].startswith("python-calamine ")
