@@ -333,7 +333,8 @@ def build_rows(res: dict[str, Measurement | None]) -> list[Row]:
             )
         )
     calamine = res.get("calamine")
-    for peer in (res.get("sqlite_store"), fl, fl_schema, calamine, pdx):
+    stores = (res.get("sqlite_store"), res.get("sqlite_store_bare"))
+    for peer in (*stores, fl, fl_schema, calamine, pdx):
         if peer is not None:
             hub = hub_xlsx if peer in (calamine, pdx) else hub_csv
             r = _ratio(hub, peer) if hub is not None else float("nan")
@@ -557,6 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         res["sqlite_store"] = measure_sqlite_store(
             stored_db, expected_rows=a.rows, repeat=peer_repeat, core=a.core
         )
+        res["sqlite_store_bare"] = measure_sqlite_store(
+            stored_db, expected_rows=a.rows, repeat=peer_repeat, core=a.core, bare=True
+        )
         _remove(stored_db)
     if not a.no_peers:
         print("frictionless validate (CSV) ...", flush=True)
@@ -580,7 +584,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             res["read_excel"] = measure_read_excel(
                 Path(files["XLSX"]["path"]), expected_rows=a.rows, repeat=peer_repeat, core=a.core
             )
-        peers = ("sqlite_store", "frictionless", "frictionless_schema", "calamine", "read_excel")
+        peers = ("sqlite_store", "sqlite_store_bare", "frictionless", "frictionless_schema")
+        peers += ("calamine", "read_excel")
         for key in peers:
             peer = res.get(key)
             if peer is not None:

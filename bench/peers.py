@@ -12,7 +12,9 @@
   that run's database) written again into a fresh SQLite file through the ``sqlite3`` driver,
   with the hub's connection settings and in one transaction, with no Python work per row but
   the driver's. This is the floor under the hub's own writing: the hub cannot store its rows
-  faster than this.
+  faster than this. With ``--bare`` the records lose their payload (no values, PII or source
+  cells: ``data`` is ``{}``, the sealed columns are empty): the least any stored form of the
+  same records and issues could write.
 
 The parent times each child from spawn to exit (interpreter start and imports included, like the
 hub's end-to-end run) and takes its peak RSS from ``os.wait4`` (the child's own ``ru_maxrss``).
@@ -303,13 +305,20 @@ def measure_calamine(
 
 
 def measure_sqlite_store(
-    hub_db: str | Path, *, expected_rows: int | None = None, repeat: int = 3, core: int = 0
+    hub_db: str | Path,
+    *,
+    expected_rows: int | None = None,
+    repeat: int = 3,
+    core: int = 0,
+    bare: bool = False,
 ) -> Measurement:
-    """The rows one ``hub ingest`` stored in ``hub_db``, written again by the driver alone."""
+    """The rows one ``hub ingest`` stored in ``hub_db``, written again by the driver alone;
+    ``bare``: the records without their payload."""
+    name = "SQLite alone: the same stored rows" + (", without payload" if bare else "")
     return _measure_child(
-        "SQLite alone: the same stored rows, driver executemany",
+        name,
         Path(hub_db),
-        ["sqlite_store", str(hub_db)],
+        ["sqlite_store", str(hub_db), *(["--bare"] if bare else [])],
         expected_rows=expected_rows,
         repeat=repeat,
         core=core,
@@ -424,7 +433,11 @@ def _child_calamine(path: str, header_row: int) -> dict[str, Any]:
 STORED_TABLES = ("records", "row_issues")
 
 
-def _child_sqlite_store(hub_db: str) -> dict[str, Any]:
+#: `--bare`: what replaces a record's payload columns (the values, PII and source cells).
+BARE_RECORD = {"data": "{}", "pii": b"", "source_cells": None}
+
+
+def _child_sqlite_store(hub_db: str, bare: bool = False) -> dict[str, Any]:
     import sqlite3
 
     from hub.pipeline import CHUNK_ROWS
@@ -451,7 +464,11 @@ def _child_sqlite_store(hub_db: str) -> dict[str, Any]:
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         )
         select = f"SELECT {', '.join(columns)} FROM {table} WHERE batch_id = ? ORDER BY id"
-        stored[table] = (insert, source.execute(select, (batch_id,)).fetchall())
+        rows = source.execute(select, (batch_id,)).fetchall()
+        if bare and table == "records":
+            blank = [(columns.index(name), value) for name, value in BARE_RECORD.items()]
+            rows = [_replaced(row, blank) for row in rows]
+        stored[table] = (insert, rows)
     source.close()
     target = Path(hub_db).with_name(Path(hub_db).stem + "-store-floor.db")
     for suffix in ("", "-wal", "-shm"):
@@ -470,16 +487,23 @@ def _child_sqlite_store(hub_db: str) -> dict[str, Any]:
     conn.execute("COMMIT")
     conn.close()
     seconds = time.perf_counter() - t0
-    size_mb = target.stat().st_size / 2**20
+    size = target.stat().st_size
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     return {
         "tool": f"sqlite3 {sqlite3.sqlite_version} (Python driver)",
         "rows": rows_read,
         **{table: len(rows) for table, (_, rows) in stored.items()},
-        "file_mb": round(size_mb, 1),
+        "file_bytes": size,
         "seconds_inside": seconds,
     }
+
+
+def _replaced(row: tuple[Any, ...], values: Sequence[tuple[int, Any]]) -> tuple[Any, ...]:
+    changed = list(row)
+    for index, value in values:
+        changed[index] = value
+    return tuple(changed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -488,11 +512,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("path")
     p.add_argument("--header-row", type=int, default=HEADER_ROW, help="1-based")
     p.add_argument("--schema", default=None, help="Table Schema JSON (frictionless only)")
+    p.add_argument("--bare", action="store_true", help="records without payload (sqlite_store)")
     a = p.parse_args(argv)
     if a.tool == "frictionless":
         result = _child_frictionless(a.path, a.header_row, a.schema)
     elif a.tool == "sqlite_store":
-        result = _child_sqlite_store(a.path)
+        result = _child_sqlite_store(a.path, a.bare)
     elif a.tool == "calamine":
         result = _child_calamine(a.path, a.header_row)
     else:

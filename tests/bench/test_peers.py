@@ -55,3 +55,20 @@ def test_the_calamine_peer_counts_the_rows_below_the_header(tmp_path: Path) -> N
 
     assert result["rows"] == 5
     assert result["tool"].startswith("python-calamine ")
+
+
+def test_the_bare_store_peer_writes_the_records_without_payload(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    settings = Settings(f"sqlite:///{db}", tmp_path / "var", Secret(TEST_KEY), tmp_path / "k")
+    hub = Hub.open(settings)
+    rows = [kelahiran_row(i) for i in range(1, 201)]
+    path = write_table(tmp_path / "lahir.csv", KELAHIRAN_HEADER, rows)
+    try:
+        run_batch(hub, source_for(path), "kelahiran")
+    finally:
+        hub.close()
+
+    full, bare = _child_sqlite_store(str(db)), _child_sqlite_store(str(db), bare=True)
+
+    assert full["records"] == bare["records"] == 200
+    assert full["file_bytes"] - bare["file_bytes"] >= 200 * 500  # ~1 KB a record is gone
