@@ -75,8 +75,8 @@ def _run(
     from hub.progress import row_progress
 
     with handled():
-        if report is not None and report.suffix.lower() not in {".xlsx", ".csv", ".json"}:
-            fail(f"--report must end in .xlsx, .csv or .json, not {report.name!r}")
+        if report is not None:
+            _check_report(report)
         hub = Hub.open()
         try:
             schema = hub.schemas.get(record_type)
@@ -114,6 +114,19 @@ def _run(
     sys.exit(EXIT_INVALID if result.has_errors else EXIT_OK)
 
 
+_REPORT_SUFFIXES = ".xlsx, .csv, atau .json"
+
+
+def _check_report(report: Path) -> None:
+    """Refuse, in Indonesian and before any work, a report the hub could not write."""
+    if report.is_dir():
+        fail(f"--report {str(report)!r} adalah folder; tulis nama berkas, misalnya laporan.xlsx.")
+    if report.suffix.lower() not in {".xlsx", ".csv", ".json"}:
+        fail(f"--report {report.name!r}: nama berkas laporan harus berakhiran {_REPORT_SUFFIXES}.")
+    if not report.parent.is_dir():
+        fail(f"--report {str(report)!r}: folder {str(report.parent)!r} tidak ditemukan.")
+
+
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "issues"}
 
@@ -149,7 +162,7 @@ def _print_text(report: dict[str, Any], *, dry_run: bool) -> None:
 @_file_options
 @click.option(
     "--report",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),
     help="write OUT.xlsx (annotated copy), OUT.csv or OUT.json",
 )
 def validate(

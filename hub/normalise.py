@@ -67,37 +67,59 @@ PROVINCES: Final = frozenset(
 )
 _NIK_STRIP = re.compile(r"[\s.\-'\u00a0\u200b\u200c\u200d\u2060\ufeff`]")
 _SCIENTIFIC = re.compile(r"^[0-9](?:[.,][0-9]+)?[eE][+]?[0-9]+$")
+_NUMERIC_TEXT = re.compile("([0-9]{15,16})[.]0+").fullmatch
 _DAYS_IN_MONTH: Final = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-def _digits_from_cell(value: CellValue) -> tuple[str | None, bool, tuple[Problem, ...]]:
-    """A 16-digit identifier's text and whether it came from a numeric cell."""
+def _digits_from_cell(value: CellValue) -> tuple[str | None, bool, str, tuple[Problem, ...]]:
+    """A 16-digit identifier's text, whether it came from a numeric cell, and the cell as
+    the operator typed it (what a message shows).
+
+    The text of a numeric cell, 15 or 16 digits and a zero fraction (`3273010306440003.0`,
+    as exports of numeric cells write it), counts as that numeric cell; any other dot is a
+    separator and dropped with the spaces.
+    """
     if isinstance(value, bool):
-        return None, False, _problem("type", expected="angka 16 digit", value=str(value))
+        return (
+            None,
+            False,
+            str(value),
+            _problem("type", expected="angka 16 digit", value=str(value)),
+        )
     if isinstance(value, int):
-        return str(value), True, OK
+        return str(value), True, str(value), OK
     if isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
             return (
                 None,
                 True,
+                repr(value),
                 _problem("nik_format", value=repr(value), detail="bukan bilangan bulat"),
             )
-        return str(int(value)), True, OK
+        return str(int(value)), True, str(int(value)), OK
     text = clean_text(value)
     if text is None:
-        return None, False, OK
+        return None, False, "", OK
     if _SCIENTIFIC.match(text):
-        return None, False, _problem("nik_scientific", value=text)
-    return _NIK_STRIP.sub("", text), False, OK
+        return None, False, text, _problem("nik_scientific", value=text)
+    numeric = _NUMERIC_TEXT(text)
+    if numeric is not None:
+        return numeric[1], True, text, OK
+    return _NIK_STRIP.sub("", text), False, text, OK
 
 
 def _check_nik_digits(digits: str, *, kk: bool) -> str | None:
-    """Why a 16-character string is not a NIK (or KK number); None when it is."""
-    if len(digits) != 16:
-        return f"{len(digits)} digit, seharusnya 16"
+    """Why a cleaned cell is not a NIK (or KK number); None when it is.
+
+    Anything but ASCII digits is named as such whatever the length: `Halaman1dari2` is not
+    "13 digit".
+    """
+    if not digits:
+        return "tidak berisi angka"
     if not (digits.isascii() and digits.isdigit()):
         return "mengandung karakter selain angka"
+    if len(digits) != 16:
+        return f"{len(digits)} digit, seharusnya 16"
     if int(digits[:2]) not in PROVINCES:
         return f"kode provinsi {digits[:2]} tidak ada"
     day, month, year = int(digits[6:8]), int(digits[8:10]), int(digits[10:12])
@@ -174,7 +196,7 @@ def make_nik(
     def normalise(value: CellValue) -> Result:
         if type(value) is str and _is_valid_identifier(value, day_months):
             return value, region_warning(value)  # the common case: already clean
-        digits, numeric, problems = _digits_from_cell(value)
+        digits, numeric, shown, problems = _digits_from_cell(value)
         if digits is None:
             if problems and problems[0][0] == "nik_scientific" and kk:
                 return None, _problem(
@@ -185,10 +207,10 @@ def make_nik(
             if problems and problems[0][0] == "nik_format":
                 return None, _problem(code, **problems[0][2])
             return None, problems
-        warning = _problem("nik_numeric_cell", "warning", value=digits) if numeric else OK
+        warning = _problem("nik_numeric_cell", "warning", value=shown) if numeric else OK
         if not _is_valid_identifier(digits, day_months):
             why = _check_nik_digits(digits, kk=kk) or "tidak sesuai format"
-            return None, _problem(code, value=digits, detail=why) + warning
+            return None, _problem(code, value=shown, detail=why) + warning
         return digits, warning + region_warning(digits)
 
     return normalise

@@ -193,6 +193,35 @@ def test_unknown_type_and_bad_options(env, tmp_path):
         assert result.stderr.startswith("hub: ")
 
 
+@pytest.mark.parametrize(
+    ("report", "says"),
+    [
+        (
+            "r.txt",
+            "--report 'r.txt': nama berkas laporan harus berakhiran .xlsx, .csv, atau .json.",
+        ),
+        ("laporan", "harus berakhiran .xlsx, .csv, atau .json"),
+        ("tidak-ada/r.xlsx", "tidak ditemukan"),
+        (".", "adalah folder"),
+    ],
+)
+def test_bad_report_option_is_refused_in_indonesian_before_any_work(env, tmp_path, report, says):
+    path = good_and_bad(tmp_path)
+    out = tmp_path / report
+    result = CliRunner().invoke(
+        main, ["validate", str(path), "--type", "kelahiran", "--report", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("hub: --report ")
+    assert says in lines[0]
+    for english in ("must", "end in", "not ", "No such", "directory", "Error"):
+        assert english not in lines[0]
+    assert not (tmp_path / "var").exists()  # refused before the hub opened its database
+
+
 def test_ragged_csv_rows(env, tmp_path):
     path = tmp_path / "lahir.csv"
     header = ";".join(KELAHIRAN_HEADER)

@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 
+from hub.messages import Messages
 from hub.normalise import (
     clean_text,
     make_cm,
@@ -158,11 +159,121 @@ def test_nik_from_numeric_cell_is_a_warning():
     assert codes(NIK(3.5)) == ["nik_format"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        ("Halaman1dari2", "mengandung karakter selain angka"),  # a page footer, 13 characters
+        ("Halaman1", "mengandung karakter selain angka"),
+        ("3273O145", "mengandung karakter selain angka"),
+        ("32730145079O0001", "mengandung karakter selain angka"),
+        ("3273014507900001 x", "mengandung karakter selain angka"),
+        ("3273,0145,0790,0001", "mengandung karakter selain angka"),
+        ("\uff13273014507900001", "mengandung karakter selain angka"),  # a full-width digit
+        ("'", "tidak berisi angka"),
+        ("327301450790001", "15 digit, seharusnya 16"),
+        ("3273.0145.0790.001", "15 digit, seharusnya 16"),
+        ("32730145079000011", "17 digit, seharusnya 16"),
+    ],
+)
+@pytest.mark.parametrize(("normalise", "code"), [(NIK, "nik_format"), (KK, "kk_format")])
+def test_bad_identifier_detail_counts_digits_only_when_all_are_digits(normalise, code, raw, detail):
+    value, problems = normalise(raw)
+    assert value is None
+    assert problems == ((code, "error", {"value": clean_text(raw), "detail": detail}),)
+
+
+@pytest.mark.parametrize(
+    ("raw", "digits"),
+    [
+        ("3273014507900001.0", "3273014507900001"),  # a numeric cell exported as text
+        ("3273014507900001.00", "3273014507900001"),
+        (" 3273014507900001.0 ", "3273014507900001"),
+    ],
+)
+def test_nik_text_of_a_numeric_cell_is_that_numeric_cell(raw, digits):
+    assert NIK(raw) == (digits, (("nik_numeric_cell", "warning", {"value": raw.strip()}),))
+    assert codes(NIK(raw)) == codes(NIK(float(digits)))
+
+
+def test_text_of_a_numeric_cell_keeps_what_the_operator_typed_in_its_messages():
+    # m07 row 4: the dot is no separator, the NIK is not 32730103064400030 (17 digits)
+    assert NIK("3273010306440003.0") == (
+        "3273010306440003",
+        (("nik_numeric_cell", "warning", {"value": "3273010306440003.0"}),),
+    )
+    # 15 digits, as a 15-digit numeric cell: a format error and the numeric-cell warning
+    assert NIK("327301030644000.0") == (
+        None,
+        (
+            (
+                "nik_format",
+                "error",
+                {"value": "327301030644000.0", "detail": "15 digit, seharusnya 16"},
+            ),
+            ("nik_numeric_cell", "warning", {"value": "327301030644000.0"}),
+        ),
+    )
+    assert codes(NIK(327301030644000)) == ["nik_format", "nik_numeric_cell"]
+    # dropping the dot made 15 digits and the 0 of ".0" a different, valid NIK 3273014507900010
+    assert codes(NIK("327301450790001.0")) == ["nik_format", "nik_numeric_cell"]
+    # the 16th digit a numeric cell turned into 0 is still an error, never repaired
+    assert codes(NIK("3273014507900000.0")) == ["nik_format", "nik_numeric_cell"]
+    assert KK("3273011203150004.0") == (
+        "3273011203150004",
+        (("nik_numeric_cell", "warning", {"value": "3273011203150004.0"}),),
+    )
+    assert codes(KK("327301120315000.0")) == ["kk_format", "nik_numeric_cell"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "32730145079000011.0",  # 17 digits
+        "32730145079001.0",  # 14 digits
+        "3273014507900001.5",  # a fraction
+        "3273014507900001,0",  # a decimal comma
+        "3273.0145.0790.0001.0",
+        "'3273014507900001.0",
+    ],
+)
+def test_other_dotted_values_are_not_read_as_numeric_cells(raw):
+    value, problems = NIK(raw)
+    assert value is None
+    assert codes((value, problems)) == ["nik_format"]
+    assert problems[0][2]["value"] == raw
+
+
 def test_kk_format():
     assert KK("3273011203150004") == ("3273011203150004", ())
     assert codes(KK("3273015203150004")) == ["kk_format"]  # day 52 is not a registration date
     assert codes(KK("3.27301E+15")) == ["kk_format"]
     assert codes(KK("12345")) == ["kk_format"]
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "says", "never"),
+    [
+        ("no_kk", 3273011505151401, "Periksa Nomor KK ini", "NIK"),  # d03 row 2, column NO_KK
+        ("no_kk", "3273011505151401.0", "Periksa Nomor KK ini", "NIK"),
+        ("nik_ibu", 3273014507900001, "Periksa NIK ibu ini", "Nomor KK"),
+    ],
+)
+def test_numeric_cell_message_names_the_field_it_is_about(field, raw, says, never):
+    spec = KELAHIRAN.fields[field]
+    normalise = make_nik(spec, kk=spec.kind == "kk")
+    ((code, severity, params),) = normalise(raw)[1]
+    assert (code, severity) == ("nik_numeric_cell", "warning")
+    message = Messages.load().format(code, label=spec.title, **params)
+    assert message.startswith(f"{spec.title} disimpan sebagai angka")
+    assert says in message
+    assert never not in message
+
+
+def test_non_digit_message_reads_as_indonesian():
+    ((code, _, params),) = NIK("Halaman1dari2")[1]
+    message = Messages.load().format(code, label="NIK", **params)
+    assert message.startswith("NIK tidak valid: mengandung karakter selain angka.")
+    assert "digit" not in message
 
 
 def test_nik_birth_date_and_gender():
