@@ -28,6 +28,9 @@ class Source(abc.ABC):
 
     name: ClassVar[str]
     config_schema: ClassVar[dict[str, Any]]
+    #: An operator's report file: a header without one data row under it is refused as empty
+    #: (a page of a database pull may be empty).
+    is_report: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config

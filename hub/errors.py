@@ -82,6 +82,10 @@ class HeaderNotFoundError(SourceError):
     """No row of the file looks like the header of the requested record type."""
 
 
+class NoDataRowsError(SourceError):
+    """The file has a header but not one data row below it (an empty template)."""
+
+
 class RecordError(HubError):
     """Something is wrong with one record; other records go on."""
 

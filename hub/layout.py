@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from hub.errors import HeaderNotFoundError
+from hub.errors import HeaderNotFoundError, NoDataRowsError
 from hub.records import CellValue, RawRow
 from hub.schemas import FieldSpec, RecordSchema, SplitSpec, squeeze
 
@@ -30,6 +30,14 @@ _TRAILER = re.compile(
     r"catatan|keterangan ?:|an\.|a\.n\.)",
 )
 _PLACE_DATE = re.compile(r"^[a-z .'-]{3,40},\s*\d{1,2}\s+[a-z]+\s+\d{4}$")
+#: Page markers of printed reports ("Halaman 1 dari 2", "Hal. 3", "Page 2 of 5", "- 2 -").
+_PAGE_MARK = re.compile(
+    r"^(?:(?:halaman|hal\.?|lembar|page)\s*\d+(?:\s*(?:dari|/|of)\s*\d+)?|-\s*\d+\s*-)$"
+)
+#: Words of a group label that say nothing about its columns ("DATA IBU", "DAERAH ASAL").
+_FILLER_WORDS = frozenset({"data", "identitas", "informasi", "daerah"})
+#: Roles that exclude each other: a column under "DAERAH ASAL" is never a `..._tujuan` field.
+_OPPOSITE_ROLES = {"asal": "tujuan", "tujuan": "asal", "ibu": "ayah", "ayah": "ibu"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,9 @@ class TableLayout:
     unknown: tuple[Column, ...] = ()
     duplicated: tuple[Column, ...] = ()
     width: int = 0
+    # columns whose lower label alone names a field their group label rules out
+    # ("DAERAH ASAL / Alamat" is not `alamat_tujuan`): they are among `unknown`
+    ruled_out: int = 0
 
     def label_of(self, field_name: str) -> str | None:
         column = self.fields.get(field_name)
@@ -88,23 +99,50 @@ def _lookup(schema: RecordSchema, label: str) -> FieldSpec | SplitSpec | None:
     target = schema.header_lookup.get(key)
     if target is None:
         # "Data Ibu / NIK" -> "nik ibu": drop filler words of grouped headers and retry.
-        words = [
-            w
-            for w in re.split(r"[^0-9a-z]+", label.casefold())
-            if w and w not in {"data", "identitas", "informasi"}
-        ]
+        words = [w for w in _words(label) if w not in _FILLER_WORDS]
         target = schema.header_lookup.get("".join(words))
     return target
 
 
-def _candidates(top: str, bottom: str) -> list[tuple[str, str]]:
-    """(label shown, text to match) for a column under a two-row header."""
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"[^0-9a-z]+", text.casefold()) if w]
+
+
+def _candidates(top: str, bottom: str) -> list[tuple[str, str, bool]]:
+    """(label shown, text to match, whether that text is the lower label alone) for a column
+    under a two-row header: both labels together first."""
     if not top or top == bottom:
-        return [(bottom, bottom)]
+        return [(bottom, bottom, False)]
     if not bottom:
-        return [(top, top)]
+        return [(top, top, False)]
     shown = f"{top} / {bottom}"
-    return [(shown, f"{bottom} {top}"), (shown, f"{top} {bottom}"), (shown, bottom), (shown, top)]
+    return [
+        (shown, f"{bottom} {top}", False),
+        (shown, f"{top} {bottom}", False),
+        (shown, bottom, True),
+        (shown, top, False),
+    ]
+
+
+def _may_stand_alone(
+    schema: RecordSchema, target: FieldSpec | SplitSpec, label: str, group: str, ambiguous: bool
+) -> bool:
+    """Whether a column labelled `label` under the group label `group` may take the field its
+    label names on its own. Not when the same lower label sits under other groups too ("Alamat"
+    under both "DAERAH ASAL" and "DAERAH TUJUAN"), nor when the group names the opposite
+    role of that field ("Alamat" under "DAERAH ASAL" is not the `alamat_tujuan` field)."""
+    if ambiguous:
+        return False
+    excluded = {_OPPOSITE_ROLES[w] for w in _words(group) if w in _OPPOSITE_ROLES}
+    if not excluded or any(w in _OPPOSITE_ROLES for w in _words(label)):
+        return True  # no role in the group, or the label states its own ("Kode Tujuan")
+    names = (target.name,) if isinstance(target, FieldSpec) else target.fields
+    words = set()
+    for name in names:
+        spec = schema.fields.get(name)
+        for text in (name, *(spec.aliases if spec else ())):
+            words.update(_words(text))
+    return not excluded & words
 
 
 def _build(schema: RecordSchema, part: str, rows: Sequence[RawRow]) -> TableLayout:
@@ -119,19 +157,28 @@ def _build(schema: RecordSchema, part: str, rows: Sequence[RawRow]) -> TableLayo
             # A label merged over several columns sits in its first cell only.
             carried = text or (carried if bottom[i] else "")
             top[i] = carried
+    groups: dict[str, set[str]] = {}  # lower label -> the group labels it sits under
+    for upper, lower in zip(top, bottom, strict=True):
+        if upper and lower and upper != lower:
+            groups.setdefault(squeeze(lower), set()).add(squeeze(upper))
     columns: list[Column] = []
     fields: dict[str, Column] = {}
     splits: list[Column] = []
     unknown: list[Column] = []
     duplicated: list[Column] = []
     taken: set[str] = set()
+    ruled_out = 0
     for i in range(width):
         options = _candidates(top[i], bottom[i])
         if not options[0][0]:
             continue
         label, target = options[0][0], None
-        for shown, text in options:
+        ambiguous = len(groups.get(squeeze(bottom[i]), ())) > 1
+        for shown, text, alone in options:
             target = _lookup(schema, text)
+            if target is not None and alone:
+                if not _may_stand_alone(schema, target, bottom[i], top[i], ambiguous):
+                    target, ruled_out = None, ruled_out + 1
             if target is not None:
                 label = shown
                 break
@@ -159,6 +206,7 @@ def _build(schema: RecordSchema, part: str, rows: Sequence[RawRow]) -> TableLayo
         unknown=tuple(unknown),
         duplicated=tuple(duplicated),
         width=width,
+        ruled_out=ruled_out,
     )
 
 
@@ -168,20 +216,34 @@ def _score(layout: TableLayout) -> int:
     )
 
 
+def _adds_to(two_rows: TableLayout, lower: TableLayout) -> bool:
+    """Whether an upper header row adds something to its lower row alone: more fields,
+    columns told apart that the lower row alone names twice ("Alamat" under "DAERAH ASAL" and
+    under "DAERAH TUJUAN"), or groups that rule out what a lower label alone would name. A
+    title row above a header adds nothing."""
+    score, lower_score = _score(two_rows), _score(lower)
+    return (
+        score > lower_score
+        or (score == lower_score and len(two_rows.duplicated) < len(lower.duplicated))
+        or (two_rows.ruled_out > 0 and score + two_rows.ruled_out >= lower_score)
+    )
+
+
 def find_header(schema: RecordSchema, part: str, rows: Sequence[RawRow]) -> TableLayout | None:
     """The best header among the first rows of a table, or None when nothing looks like one."""
     best: TableLayout | None = None
     best_score = 0
-    singles = [_score(_build(schema, part, rows[i : i + 1])) for i in range(len(rows))]
+    singles = [_build(schema, part, rows[i : i + 1]) for i in range(len(rows))]
+    lower_rows: set[int] = set()  # rows that are the lower half of a two-row header
     for i, row in enumerate(rows):
-        candidates = [rows[i : i + 1]]
+        candidates = [] if i in lower_rows else [singles[i]]
         if i + 1 < len(rows) and rows[i + 1].provenance.row == row.provenance.row + 1:
-            candidates.append(rows[i : i + 2])
-        for candidate in candidates:
-            layout = _build(schema, part, candidate)
+            pair = _build(schema, part, rows[i : i + 2])
+            if _adds_to(pair, singles[i + 1]):
+                candidates.append(pair)
+                lower_rows.add(i + 1)
+        for layout in candidates:
             score = _score(layout)
-            if len(candidate) == 2 and score <= singles[i + 1]:
-                continue  # a second header row must add something its lower row lacks
             if score > best_score:
                 best, best_score = layout, score
     filled = len(best.columns) if best else 0
@@ -204,6 +266,12 @@ def _is_trailer_start(row: RawRow) -> bool:
     return bool(_TRAILER.match(lowered) or _PLACE_DATE.match(lowered))
 
 
+def _is_page_mark(row: RawRow) -> bool:
+    """A row holding only a page marker ("Halaman 1 dari 2") of a printed report."""
+    texts = [_text(c) for c in row.cells if _text(c)]
+    return len(texts) == 1 and bool(_PAGE_MARK.match(texts[0].casefold()))
+
+
 def _repeats_header(layout: TableLayout, row: RawRow) -> bool:
     cells = row.cells
     first = layout.columns[0] if layout.columns else None
@@ -219,20 +287,53 @@ def _repeats_header(layout: TableLayout, row: RawRow) -> bool:
     return same >= max(3, len(layout.columns) // 2)
 
 
+def missing_required(schema: RecordSchema, layout: TableLayout) -> list[str]:
+    """Required fields no column of `layout` gives (the region, which `--kelurahan` may fill,
+    aside)."""
+    given = set(layout.fields)
+    for column in layout.splits:
+        if isinstance(column.target, SplitSpec):
+            given.update(column.target.fields)
+    return [n for n in schema.required if n not in given and n != schema.wilayah_field]
+
+
+def other_record_type(
+    schema: RecordSchema,
+    layout: TableLayout,
+    rows: Sequence[RawRow],
+    alternatives: Sequence[RecordSchema],
+) -> RecordSchema | None:
+    """Another record type whose header `rows` really are: the header found for `schema`
+    lacks required columns, and the other type's header has them all and maps more columns."""
+    if not alternatives or not missing_required(schema, layout):
+        return None
+    score = _score(layout)
+    for other in alternatives:
+        theirs = find_header(other, layout.part, rows)
+        if theirs is not None and _score(theirs) > score and not missing_required(other, theirs):
+            return other
+    return None
+
+
 def iter_data_chunks(
     rows: Iterator[RawRow],
     schema: RecordSchema,
     size: int,
     *,
     skipped_parts: list[str] | None = None,
+    alternatives: Sequence[RecordSchema] = (),
+    require_rows: bool = False,
 ) -> Iterator[tuple[TableLayout, list[RawRow]]]:
     """Data rows of every table in `rows`, at most `size` consecutive rows of one table at a
     time, each chunk with the layout of its table.
 
-    Raises `HeaderNotFoundError` when no table has a recognisable header. Tables (sheets)
-    without one are skipped and named in `skipped_parts`.
+    Raises `HeaderNotFoundError` when no table has a recognisable header and, with
+    `require_rows`, `NoDataRowsError` when the tables have headers but no data row. Tables (sheets)
+    without one are skipped and named in `skipped_parts`; so are tables whose header is
+    plainly one of the `alternatives` (another record type) and not this one.
     """
-    found_any = False
+    found_any = yielded_any = False
+    other_types: list[RecordSchema] = []  # what the skipped tables were instead
     pending: list[RawRow] = []
     part: str | None = None
     layout: TableLayout | None = None
@@ -244,6 +345,11 @@ def iter_data_chunks(
         """Find the header among the pending rows; their data rows start `chunk`."""
         nonlocal layout, found_any, in_trailer, after_header
         layout = find_header(schema, part or "", pending)
+        if layout is not None:
+            other = other_record_type(schema, layout, pending, alternatives)
+            if other is not None:
+                other_types.append(other)
+                layout = None
         if layout is None:
             if skipped_parts is not None and part is not None:
                 skipped_parts.append(part)
@@ -259,9 +365,10 @@ def iter_data_chunks(
     def split(everything: bool) -> Iterator[tuple[TableLayout, list[RawRow]]]:
         """Chunks of `size` off the front of `chunk` (and the rest too when `everything`):
         the rows found with a header may be more than `size`."""
-        nonlocal chunk
+        nonlocal chunk, yielded_any
         while chunk and (everything or len(chunk) >= size):
             assert layout is not None
+            yielded_any = True
             yield layout, chunk[:size]
             chunk = chunk[size:]
 
@@ -281,6 +388,9 @@ def iter_data_chunks(
             return False
         if not dense and _is_trailer_start(row):
             in_trailer = True
+            return False
+        if not dense and _is_page_mark(row):
+            after_header = True  # the next page may start with the header and its numbers
             return False
         in_trailer = False
         if _repeats_header(layout, row):
@@ -306,11 +416,24 @@ def iter_data_chunks(
         if layout is not _SKIP and is_data(row):
             chunk.append(row)
             if len(chunk) >= size:
+                yielded_any = True
                 yield layout, chunk
                 chunk = []
     if layout is None and pending:
         resolve()
     yield from split(everything=True)
+    if require_rows and found_any and not yielded_any:
+        raise NoDataRowsError(
+            "Berkas ini hanya berisi judul kolom; tidak ada baris data di bawahnya. "
+            "Isi datanya lalu unggah ulang."
+        )
+    if not found_any and other_types:
+        other = other_types[0]
+        raise HeaderNotFoundError(
+            f"Berkas ini tampaknya laporan {other.record_type}, bukan {schema.record_type}: "
+            f"judul kolomnya cocok dengan laporan {other.record_type}. Pilih jenis laporan "
+            f"{other.record_type} lalu unggah ulang."
+        )
     if not found_any:
         examples = ", ".join(
             spec.aliases[0] if spec.aliases else spec.title

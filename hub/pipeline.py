@@ -143,10 +143,19 @@ def run_batch(
     validator = RecordValidator(schema, regions=hub.regions, messages=hub.messages, scope=scope)
     skipped: list[str] = []
     issues: list[Issue] = []
+    # a header that is plainly another record type's is refused, not read as this one
+    others = [hub.schemas.get(t) for t in hub.schemas.types() if t != record_type]
     name = file_name or str(source.config.get("path", source.name))
 
     def process(writer: BatchWriter) -> None:
-        chunks = iter_data_chunks(source.read(), schema, CHUNK_ROWS, skipped_parts=skipped)
+        chunks = iter_data_chunks(
+            source.read(),
+            schema,
+            CHUNK_ROWS,
+            skipped_parts=skipped,
+            alternatives=others,
+            require_rows=source.is_report,
+        )
         with fewer_collections():
             _process_chunks(writer, chunks)
 

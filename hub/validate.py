@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
-from hub.layout import TableLayout, cell_text
+from hub.layout import Column, TableLayout, cell_text
 from hub.messages import Messages
 from hub.normalise import (
     Normaliser,
@@ -194,8 +194,10 @@ class RecordValidator:
 
     def _raw_columns(
         self, layout: TableLayout, rows: Sequence[Any]
-    ) -> dict[str, Sequence[CellValue]]:
-        """Each mapped field's raw cells; split columns (`RT/RW`) feed fields without their own."""
+    ) -> tuple[dict[str, Sequence[CellValue]], list[tuple[str, Column, Sequence[CellValue]]]]:
+        """Each mapped field's raw cells (split columns such as `RT/RW` feed fields without
+        their own), and the cells of each second column of a field (`layout.duplicated`):
+        where the field's own cell is blank, the second column's cell stands in for it."""
         width = layout.width
         padded = [
             cells if len(cells) >= width else cells + (None,) * (width - len(cells))
@@ -218,7 +220,52 @@ class RecordValidator:
             for position, name in enumerate(column.target.fields):
                 if name not in columns:
                     columns[name] = [p[position] for p in parts]
-        return columns
+        seconds: list[tuple[str, Column, Sequence[CellValue]]] = []
+        for column in layout.duplicated:
+            if not isinstance(column.target, FieldSpec) or not transposed:
+                continue
+            name = column.target.name
+            if name not in columns:
+                continue
+            cells = transposed[column.index]
+            seconds.append((name, column, cells))
+            own = columns[name]
+            if any(_blank(a) and not _blank(b) for a, b in zip(own, cells, strict=True)):
+                columns[name] = [b if _blank(a) else a for a, b in zip(own, cells, strict=True)]
+        return columns, seconds
+
+    def _unlabelled_cell(
+        self, result: RowResult, layout: TableLayout, index: int, value: CellValue
+    ) -> None:
+        """A filled cell in a column without a header (inside the table): not read, and said."""
+        label = f"kolom ke-{index + 1} (tanpa judul)"
+        params = {"column": label, "record_type": self.schema.record_type}
+        column = Column(index, label, None)
+        self.issue(result, layout, None, "unknown_column", "warning", params, value, column=column)
+
+    def _conflicts(
+        self,
+        results: list[RowResult],
+        layout: TableLayout,
+        seconds: list[tuple[str, Column, Sequence[CellValue]]],
+        values: Mapping[str, Sequence[Any]],
+    ) -> None:
+        """`duplicate_column` on the rows where a field's two columns say different things
+        (compared as normalised: "01/05/1943" and "1 Mei 1943" agree)."""
+        for name, column, cells in seconds:
+            own = values[name]
+            theirs, _ = self._column(name, cells)
+            for i, (a, b) in enumerate(zip(own, theirs, strict=True)):
+                if a is not None and b is not None and a != b:
+                    params = {
+                        "column": column.label,
+                        "other": layout.label_of(name),
+                        "detail": DUPLICATE_COLUMN_ROW,
+                    }
+                    self.issue(
+                        results[i], layout, name, "duplicate_column", "error", params,
+                        cells[i], column=column,
+                    )  # fmt: skip
 
     # ------------------------------------------------------------------ issues
 
@@ -231,7 +278,9 @@ class RecordValidator:
         severity: Severity,
         params: Mapping[str, Any],
         raw: CellValue = None,
+        column: Column | None = None,
     ) -> None:
+        """Add an issue to a row; `column` names another column of the field than its own."""
         spec = self.schema.fields.get(name) if name else None
         label = spec.title if spec else ""
         shown = params.get("value")
@@ -239,17 +288,25 @@ class RecordValidator:
             shown = cell_text(raw)
         message = self.messages.format(code, label=label, **params)
         prov = result.provenance
+        label_shown: str | None
+        index: int | None
+        if column is not None:
+            label_shown, index = column.label, column.index
+        elif layout and name:
+            label_shown, index = layout.label_of(name), layout.index_of(name)
+        else:
+            label_shown, index = None, None
         result.issues.append(
             Issue(
                 row=prov.row,
-                column=layout.label_of(name) if (layout and name) else None,
+                column=label_shown,
                 field=name,
                 code=code,
                 severity=severity,
                 message=message,
                 value=None if shown is None else str(shown),
                 sheet=prov.part,
-                col=layout.index_of(name) if (layout and name) else None,
+                col=index,
             )
         )
         if severity == "error":
@@ -260,15 +317,27 @@ class RecordValidator:
         issues = []
         row = layout.header_rows[-1]
         for column in (*layout.unknown, *layout.duplicated):
-            message = self.messages.format(
-                "unknown_column", column=column.label, record_type=self.schema.record_type
-            )
+            target = column.target
+            if isinstance(target, FieldSpec) and target.name in layout.fields:
+                code, field_name = "duplicate_column", target.name
+                message = self.messages.format(
+                    "duplicate_column",
+                    column=column.label,
+                    label=target.title,
+                    other=layout.fields[target.name].label,
+                    detail=DUPLICATE_COLUMN_HEADER,
+                )
+            else:  # unknown, or a second column of a split field (RT/RW): not read
+                code, field_name = "unknown_column", None
+                message = self.messages.format(
+                    "unknown_column", column=column.label, record_type=self.schema.record_type
+                )
             issues.append(
                 Issue(
                     row,
                     column.label,
-                    None,
-                    "unknown_column",
+                    field_name,
+                    code,
                     "warning",
                     message,
                     None,
@@ -282,7 +351,7 @@ class RecordValidator:
 
     def validate(self, layout: TableLayout, rows: Sequence[Any]) -> list[RowResult]:
         """Validate data rows (`RawRow`s) of one table."""
-        raw_columns = self._raw_columns(layout, rows)
+        raw_columns, seconds = self._raw_columns(layout, rows)
         read = list(raw_columns)
         normalised = [self._column(name, raw_columns[name]) for name in read]
         # Every field of the schema, None where the file has no column for it or the cell
@@ -302,13 +371,19 @@ class RecordValidator:
                     if severity == "error":
                         errored[i] = (errored[i] or set()) | {name}
         width = layout.width
+        unlabelled = _unlabelled(layout)
         for i, row in enumerate(rows):
+            for index in unlabelled:
+                if index < len(row.cells) and not _blank(row.cells[index]):
+                    self._unlabelled_cell(results[i], layout, index, row.cells[index])
             if len(row.cells) > width:
                 extra = [c for c in row.cells[width:] if cell_text(c)]
                 if extra:
                     self.issue(
                         results[i], layout, None, "extra_cells", "error", {"count": len(extra)}
                     )
+        if seconds:
+            self._conflicts(results, layout, seconds, by_name)
         self._rules(results, layout, dict(zip(names, value_columns, strict=True)), errored)
         return results
 
@@ -445,7 +520,23 @@ def _iso_ddmmyy(date: str) -> str:
     return date[8:10] + date[5:7] + date[2:4]
 
 
+def _unlabelled(layout: TableLayout) -> list[int]:
+    """Columns inside the table that have no header (their cells map to nothing)."""
+    labelled = {column.index for column in layout.columns}
+    return [i for i in range(layout.width) if i not in labelled]
+
+
+def _blank(value: CellValue) -> bool:
+    return value is None or (type(value) is str and not value.strip())
+
+
 _TEXT_TYPES = frozenset({str, type(None)})
+#: The `detail` of `duplicate_column` on the header row, and on a row where the columns differ.
+DUPLICATE_COLUMN_HEADER = "; isi kedua kolom dibandingkan di setiap baris"
+DUPLICATE_COLUMN_ROW = (
+    ", tetapi isinya berbeda di baris ini. Hapus salah satu kolom atau samakan isinya, "
+    "lalu unggah ulang"
+)
 GENDER_NAMES: Mapping[str, str] = {"L": "laki-laki", "P": "perempuan"}
 NO_ERRORS: frozenset[str] = frozenset()
 OK_PARAMS: Mapping[str, Any] = {}

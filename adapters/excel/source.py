@@ -105,6 +105,7 @@ class ExcelSource(Source):
     """
 
     name: ClassVar[str] = "excel"
+    is_report: ClassVar[bool] = True
     config_schema: ClassVar[dict[str, Any]] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.errors import HeaderNotFoundError
+from hub.errors import HeaderNotFoundError, NoDataRowsError
 from hub.layout import find_header, iter_data_chunks
 from hub.records import Provenance, RawRow
 from hub.schemas import SchemaRegistry
@@ -144,3 +144,101 @@ def test_header_of_another_type_scores_low():
     kelahiran_layout = find_header(KELAHIRAN, "", rows(HEADER))
     assert kelahiran_layout is not None
     assert layout is None or len(layout.fields) < len(kelahiran_layout.fields)
+
+
+DATANG = REGISTRY.get("datang")
+KEMATIAN = REGISTRY.get("kematian")
+DATANG_TOP = ["NIK", "Nama", "No KK", "DAERAH ASAL", "DAERAH ASAL", "DAERAH TUJUAN"]
+DATANG_TOP += ["DAERAH TUJUAN", "Tgl Datang", "NIK Pelapor", "Nama Pelapor", "Tgl Lapor"]
+
+
+def _datang_layout(lower):
+    """The header of a datang report with origin and destination grouped under merged labels
+    (merged cells arrive filled, as the Excel source reads them)."""
+    bottom = ["NIK", "Nama", "No KK", *lower, "Tgl Datang", "NIK Pelapor", "Nama Pelapor"]
+    bottom.append("Tgl Lapor")
+    table = rows(["LAPORAN KEDATANGAN"], DATANG_TOP, bottom)
+    layout = find_header(DATANG, "Sheet1", table)
+    assert layout is not None
+    assert layout.header_rows == (2, 3)
+    return layout
+
+
+def test_the_same_lower_label_under_two_groups_is_told_apart_by_its_group():
+    layout = _datang_layout(["Kode Desa", "Alamat", "Kode Desa", "Alamat"])
+    assert layout.fields["kode_wilayah_asal"].index == 3
+    assert layout.fields["kode_wilayah_tujuan"].index == 5
+    assert layout.fields["alamat_tujuan"].index == 6
+    # the origin address is no field of a datang record: reported, never taken as another
+    assert [(c.index, c.label) for c in layout.unknown] == [(4, "DAERAH ASAL / Alamat")]
+    assert layout.duplicated == ()
+
+
+def test_a_lower_label_that_names_a_field_alone_is_not_taken_under_the_opposite_group():
+    layout = _datang_layout(["Kode Asal", "Alamat", "Kode Tujuan", "Alamat"])
+    assert layout.fields["alamat_tujuan"].index == 6
+    assert [c.index for c in layout.unknown] == [4]
+
+
+def test_the_opposite_role_also_counts_when_the_label_is_not_repeated():
+    bottom = ["NIK", "Nama", "No KK", "Kode Asal", "Alamat", "Kode Tujuan", "Tgl Datang"]
+    bottom += ["NIK Pelapor", "Nama Pelapor", "Tgl Lapor"]
+    top = ["", "", "", "DAERAH ASAL", "DAERAH ASAL", "", "", "", "", ""]
+    layout = find_header(DATANG, "Sheet1", rows(top, bottom))
+    assert layout is not None
+    assert "alamat_tujuan" not in layout.fields  # "Alamat" of the origin is not the destination
+
+
+def test_a_group_label_without_a_role_still_lets_the_lower_label_stand_alone():
+    top = ["KETERANGAN KELAHIRAN"] * 4 + ["IBU", "IBU", "", "", ""]
+    layout = find_header(KELAHIRAN, "Sheet1", rows(top, HEADER[:4] + ["NIK", "Nama"] + HEADER[6:]))
+    assert layout is not None
+    assert {"nama_bayi", "tanggal_lahir", "nik_ibu", "nama_ibu"} <= set(layout.fields)
+
+
+@pytest.mark.parametrize("mark", ["Halaman 1 dari 2", "Hal. 2", "hal 3/4", "Page 2 of 5", "- 2 -"])
+def test_page_markers_of_printed_reports_are_not_data(mark):
+    table = rows(HEADER, DATA, [None, mark], HEADER, ["(1)", "(2)", "(3)", "(4)"], DATA)
+    assert [row.provenance.row for _, row in iter_data_rows(iter(table), KELAHIRAN)] == [2, 6]
+
+
+def test_a_page_marker_among_data_cells_is_data():
+    data = [2, "Halaman 2", "P", "02/07/2025", "3273014507900002", "Siti", "3273011203150004"]
+    table = rows(HEADER, DATA, data)
+    assert [row.provenance.row for _, row in iter_data_rows(iter(table), KELAHIRAN)] == [2, 3]
+
+
+KEMATIAN_HEADER = ["NIK", "Nama", "No KK", "Tgl Meninggal", "Sebab", "Kode Desa", "NIK Pelapor"]
+KEMATIAN_HEADER += ["Nama Pelapor", "Tgl Lapor"]
+
+
+def test_a_header_of_another_record_type_is_refused_with_the_type_it_is():
+    table = rows(["LAPORAN KEMATIAN"], KEMATIAN_HEADER, ["3273010101400001", "Asep"])
+    others = [KEMATIAN, DATANG, REGISTRY.get("pindah")]
+    with pytest.raises(HeaderNotFoundError, match="tampaknya laporan kematian, bukan kelahiran"):
+        list(iter_data_chunks(iter(table), KELAHIRAN, 10, alternatives=others))
+
+
+def test_a_sheet_of_another_record_type_is_skipped_when_another_sheet_is_this_type():
+    table = rows(KEMATIAN_HEADER, ["3273010101400001", "Asep"], part="Mati")
+    table += rows(HEADER, DATA, part="Lahir")
+    skipped: list[str] = []
+    chunks = list(
+        iter_data_chunks(iter(table), KELAHIRAN, 10, skipped_parts=skipped, alternatives=[KEMATIAN])
+    )
+    assert [(layout.part, len(chunk)) for layout, chunk in chunks] == [("Lahir", 1)]
+    assert skipped == ["Mati"]
+
+
+def test_a_missing_required_column_alone_does_not_make_another_type():
+    header = [h for h in HEADER if h != "Tgl Lahir"]
+    table = rows(header, [c for h, c in zip(HEADER, DATA, strict=True) if h != "Tgl Lahir"])
+    chunks = list(iter_data_chunks(iter(table), KELAHIRAN, 10, alternatives=[KEMATIAN, DATANG]))
+    assert len(chunks) == 1  # read as kelahiran; each row gets `required` for the date
+
+
+def test_a_header_without_any_data_row_is_an_empty_file():
+    table = rows(["LAPORAN KELAHIRAN"], HEADER, [None, "Jumlah", 0], ["Mengetahui,"])
+    with pytest.raises(NoDataRowsError, match="hanya berisi judul kolom"):
+        list(iter_data_chunks(iter(table), KELAHIRAN, 10, require_rows=True))
+    assert list(iter_data_chunks(iter(table), KELAHIRAN, 10)) == []  # a database page may be empty

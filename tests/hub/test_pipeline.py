@@ -31,6 +31,7 @@ from tests.builders import (
 from tests.conftest import TEST_KEY
 
 KELURAHAN = "32.73.01.1001"
+NIK_MATI = "3273010101400034"
 
 
 @pytest.fixture(scope="session")
@@ -170,6 +171,70 @@ def test_unknown_column_is_a_warning_on_the_header_row(hub, tmp_path, suffix):
         "Golongan Darah",
     )
     assert report.counts.valid == 1
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_second_column_of_a_field_is_compared_row_by_row(hub, tmp_path, suffix):
+    header = [*KEMATIAN_HEADER, "Nama Lengkap"]
+    nik = "3273010101400031"
+    rows = [
+        [*kematian_row(nik), "H. Ahmad Sobari"],  # the same name in both columns
+        [*kematian_row("3273010101400032"), "Ahmad bin Suherman"],  # another name
+        [*kematian_row("3273010101400033", Nama=""), "H. Ahmad Sobari"],  # only the second
+    ]
+    path = write_table(tmp_path / f"mati{suffix}", header, rows)
+
+    report = run_batch(hub, source_for(path), "kematian", dry_run=True)
+
+    first = 4 if suffix == ".csv" else 3
+    found = codes_by_row(report.issues)
+    assert found[first - 1] == {"duplicate_column"}  # on the header row, as a warning
+    assert found.get(first, set()) == set()
+    assert found[first + 1] == {"duplicate_column"}
+    assert found.get(first + 2, set()) == set()  # the second column fills the blank one
+    (conflict,) = [i for i in report.issues if i.row == first + 1]
+    assert (conflict.severity, conflict.column, conflict.value) == (
+        "error",
+        "Nama Lengkap",
+        "Ahmad bin Suherman",
+    )
+    assert "Nama" in conflict.message
+    assert "Ahmad" not in conflict.message  # the values (PII) stay out of the message
+    (header_issue,) = [i for i in report.issues if i.row == first - 1]
+    assert header_issue.severity == "warning"
+    assert (report.counts.valid, report.counts.invalid) == (2, 1)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_filled_cell_under_a_blank_header_is_reported_not_silently_dropped(hub, tmp_path, suffix):
+    header = [*KEMATIAN_HEADER[:5], "", *KEMATIAN_HEADER[5:]]
+    filled = kematian_row("3273010101400035")
+    rows = [[*filled[:5], "", *filled[5:]], [*filled[:5], "isi nyasar", *filled[5:]]]
+    rows[1][0] = "3273010101400036"
+    path = write_table(tmp_path / f"mati{suffix}", header, rows)
+
+    report = run_batch(hub, source_for(path), "kematian", dry_run=True)
+
+    (issue,) = report.issues
+    first = 4 if suffix == ".csv" else 3
+    assert (issue.row, issue.code, issue.severity, issue.col, issue.value) == (
+        first + 1,
+        "unknown_column",
+        "warning",
+        5,
+        "isi nyasar",
+    )
+    assert issue.column == "kolom ke-6 (tanpa judul)"
+    assert report.counts.valid == 2
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_file_of_another_record_type_is_refused_naming_its_type(hub, tmp_path, suffix):
+    path = write_table(tmp_path / f"mati{suffix}", KEMATIAN_HEADER, [kematian_row(NIK_MATI)])
+    with pytest.raises(HeaderNotFoundError, match="tampaknya laporan kematian"):
+        run_batch(hub, source_for(path), "kelahiran")
+    with hub.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(records)) == 0
 
 
 def test_kematian_birthdate_and_gender_cross_checks(hub, tmp_path):
