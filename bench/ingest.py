@@ -42,6 +42,7 @@ from bench.peers import (
     Measurement,
     kelahiran_schema,
     measure_calamine,
+    measure_csv_read,
     measure_frictionless,
     measure_read_excel,
     measure_sqlite_store,
@@ -334,7 +335,7 @@ def build_rows(res: dict[str, Measurement | None]) -> list[Row]:
         )
     calamine = res.get("calamine")
     stores = (res.get("sqlite_store"), res.get("sqlite_store_bare"))
-    for peer in (*stores, fl, fl_schema, calamine, pdx):
+    for peer in (*stores, res.get("csv_read"), fl, fl_schema, calamine, pdx):
         if peer is not None:
             hub = hub_xlsx if peer in (calamine, pdx) else hub_csv
             r = _ratio(hub, peer) if hub is not None else float("nan")
@@ -563,6 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         _remove(stored_db)
     if not a.no_peers:
+        print("Python csv module (CSV) ...", flush=True)
+        res["csv_read"] = measure_csv_read(
+            csv_path, expected_rows=a.rows, repeat=peer_repeat, core=a.core
+        )
         print("frictionless validate (CSV) ...", flush=True)
         res["frictionless"] = measure_frictionless(
             csv_path, expected_rows=a.rows, repeat=peer_repeat, core=a.core
@@ -584,7 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             res["read_excel"] = measure_read_excel(
                 Path(files["XLSX"]["path"]), expected_rows=a.rows, repeat=peer_repeat, core=a.core
             )
-        peers = ("sqlite_store", "sqlite_store_bare", "frictionless", "frictionless_schema")
+        peers = ("sqlite_store", "sqlite_store_bare", "csv_read", "frictionless")
+        peers += ("frictionless_schema",)
         peers += ("calamine", "read_excel")
         for key in peers:
             peer = res.get(key)

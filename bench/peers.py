@@ -6,6 +6,8 @@
   the file. Optionally with a Table Schema that states the kelahiran rules it can express
   (required cells, 16-digit NIKs, ranges, the natural key as primary key).
 * ``pandas.read_excel(path, engine="openpyxl", dtype=str)`` merely reading the XLSX.
+* Python's ``csv`` module merely reading the CSV (every row split into cells, nothing else):
+  the floor under reading the file in Python.
 * ``python-calamine`` merely reading the XLSX's sheet (the reader the hub uses): the floor under
   the hub's workbook ingest.
 * The store alone: what one ``hub ingest`` run stored (its records and row issues, read from
@@ -20,7 +22,8 @@ The parent times each child from spawn to exit (interpreter start and imports in
 hub's end-to-end run) and takes its peak RSS from ``os.wait4`` (the child's own ``ru_maxrss``).
 Each child also prints what it measured inside (rows, errors, seconds) as one JSON line.
 
-Child entry point: ``python -m bench.peers {frictionless,read_excel,calamine,sqlite_store} PATH
+Child entry point: ``python -m bench.peers {frictionless,read_excel,csv_read,calamine,sqlite_store}
+PATH
 [--header-row 3]``.
 """
 
@@ -284,6 +287,25 @@ def measure_read_excel(
     )
 
 
+def measure_csv_read(
+    csv_path: str | Path,
+    *,
+    expected_rows: int | None = None,
+    repeat: int = 3,
+    core: int = 0,
+    header_row: int = HEADER_ROW,
+) -> Measurement:
+    """Python's ``csv.reader`` reading the ``;`` CSV, nothing else."""
+    return _measure_child(
+        "Python csv module, read only",
+        Path(csv_path),
+        ["csv_read", str(csv_path), "--header-row", str(header_row)],
+        expected_rows=expected_rows,
+        repeat=repeat,
+        core=core,
+    )
+
+
 def measure_calamine(
     xlsx_path: str | Path,
     *,
@@ -414,6 +436,19 @@ def _child_read_excel(path: str, header_row: int) -> dict[str, Any]:
     }
 
 
+def _child_csv_read(path: str, header_row: int) -> dict[str, Any]:
+    import csv
+
+    t0 = time.perf_counter()
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = sum(1 for _ in csv.reader(handle, delimiter=";"))
+    return {
+        "tool": f"Python {sys.version.split()[0]} csv",
+        "rows": rows - header_row,  # rows below the header (the file has no blank rows)
+        "seconds_inside": time.perf_counter() - t0,
+    }
+
+
 def _child_calamine(path: str, header_row: int) -> dict[str, Any]:
     import python_calamine
 
@@ -508,7 +543,8 @@ def _replaced(row: tuple[Any, ...], values: Sequence[tuple[int, Any]]) -> tuple[
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.peers")
-    p.add_argument("tool", choices=["frictionless", "read_excel", "calamine", "sqlite_store"])
+    tools = ["frictionless", "read_excel", "csv_read", "calamine", "sqlite_store"]
+    p.add_argument("tool", choices=tools)
     p.add_argument("path")
     p.add_argument("--header-row", type=int, default=HEADER_ROW, help="1-based")
     p.add_argument("--schema", default=None, help="Table Schema JSON (frictionless only)")
@@ -518,6 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = _child_frictionless(a.path, a.header_row, a.schema)
     elif a.tool == "sqlite_store":
         result = _child_sqlite_store(a.path, a.bare)
+    elif a.tool == "csv_read":
+        result = _child_csv_read(a.path, a.header_row)
     elif a.tool == "calamine":
         result = _child_calamine(a.path, a.header_row)
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from starlette.datastructures import Secret
 
-from bench.peers import _child_calamine, _child_sqlite_store
+from bench.peers import _child_calamine, _child_csv_read, _child_sqlite_store
 from hub.context import Hub
 from hub.pipeline import run_batch, source_for
 from hub.settings import Settings
@@ -72,3 +72,12 @@ def test_the_bare_store_peer_writes_the_records_without_payload(tmp_path: Path) 
 
     assert full["records"] == bare["records"] == 200
     assert full["file_bytes"] - bare["file_bytes"] >= 200 * 500  # ~1 KB a record is gone
+
+
+def test_the_csv_peer_counts_the_rows_below_the_header(tmp_path: Path) -> None:
+    rows = [kelahiran_row(i) for i in range(1, 8)]
+    path = write_table(tmp_path / "lahir.csv", KELAHIRAN_HEADER, rows)  # header on line 3
+
+    result = _child_csv_read(str(path), header_row=3)
+
+    assert result["rows"] == 7
