@@ -41,10 +41,8 @@ from bench.peers import (
     PROJECT_ROOT,
     Measurement,
     kelahiran_schema,
-    measure_calamine,
-    measure_csv_read,
     measure_frictionless,
-    measure_read_excel,
+    measure_reader,
     measure_sqlite_store,
     run_pinned,
 )
@@ -334,12 +332,13 @@ def build_rows(res: dict[str, Measurement | None]) -> list[Row]:
             )
         )
     calamine = res.get("calamine")
-    stores = (res.get("sqlite_store"), res.get("sqlite_store_bare"))
-    for peer in (*stores, res.get("csv_read"), fl, fl_schema, calamine, pdx):
+    floors = [res.get(k) for k in ("sqlite_store", "sqlite_store_bare", "csv_read", "calamine")]
+    for peer in (*floors, fl, fl_schema, pdx):
         if peer is not None:
             hub = hub_xlsx if peer in (calamine, pdx) else hub_csv
             r = _ratio(hub, peer) if hub is not None else float("nan")
-            rows.append(Row(peer, f"peer (hub {_num(r, '.1f')}×)", "", ""))
+            kind = "floor" if peer in floors else "peer"
+            rows.append(Row(peer, f"{kind} (hub {_num(r, '.1f')}×)", "", ""))
     return rows
 
 
@@ -565,8 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _remove(stored_db)
     if not a.no_peers:
         print("Python csv module (CSV) ...", flush=True)
-        res["csv_read"] = measure_csv_read(
-            csv_path, expected_rows=a.rows, repeat=peer_repeat, core=a.core
+        res["csv_read"] = measure_reader(
+            "csv_read", csv_path, expected_rows=a.rows, repeat=peer_repeat, core=a.core
         )
         print("frictionless validate (CSV) ...", flush=True)
         res["frictionless"] = measure_frictionless(
@@ -581,17 +580,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             res["frictionless_schema"] = m
         if "XLSX" in files:
+            xlsx = Path(files["XLSX"]["path"])
+            read_opts = {"expected_rows": a.rows, "repeat": peer_repeat, "core": a.core}
             print("python-calamine (XLSX) ...", flush=True)
-            res["calamine"] = measure_calamine(
-                Path(files["XLSX"]["path"]), expected_rows=a.rows, repeat=peer_repeat, core=a.core
-            )
+            res["calamine"] = measure_reader("calamine", xlsx, **read_opts)
             print("pandas.read_excel (XLSX) ...", flush=True)
-            res["read_excel"] = measure_read_excel(
-                Path(files["XLSX"]["path"]), expected_rows=a.rows, repeat=peer_repeat, core=a.core
-            )
-        peers = ("sqlite_store", "sqlite_store_bare", "csv_read", "frictionless")
-        peers += ("frictionless_schema",)
-        peers += ("calamine", "read_excel")
+            res["read_excel"] = measure_reader("read_excel", xlsx, **read_opts)
+        peers = [
+            *("sqlite_store", "sqlite_store_bare", "csv_read", "frictionless"),
+            *("frictionless_schema", "calamine", "read_excel"),
+        ]
         for key in peers:
             peer = res.get(key)
             if peer is not None:

@@ -267,59 +267,30 @@ def measure_frictionless(
     )
 
 
-def measure_read_excel(
-    xlsx_path: str | Path,
+#: The read-only peers and floors: child tool -> the measure's name.
+READERS = {
+    "read_excel": "pandas.read_excel(openpyxl) XLSX",
+    "csv_read": "Python csv module, read only",
+    "calamine": "python-calamine XLSX, read only",
+}
+
+
+def measure_reader(
+    tool: str,
+    path: str | Path,
     *,
     expected_rows: int | None = None,
     repeat: int = 3,
     core: int = 0,
     header_row: int = HEADER_ROW,
 ) -> Measurement:
-    """``pandas.read_excel(engine="openpyxl", dtype=str)`` of the XLSX, nothing else."""
-    args = ["read_excel", str(xlsx_path), "--header-row", str(header_row)]
+    """One of the `READERS` merely reading the file (every row below the header), nothing else:
+    ``pandas.read_excel(engine="openpyxl", dtype=str)``, Python's ``csv.reader`` or
+    ``python-calamine``."""
     return _measure_child(
-        "pandas.read_excel(openpyxl) XLSX",
-        Path(xlsx_path),
-        args,
-        expected_rows=expected_rows,
-        repeat=repeat,
-        core=core,
-    )
-
-
-def measure_csv_read(
-    csv_path: str | Path,
-    *,
-    expected_rows: int | None = None,
-    repeat: int = 3,
-    core: int = 0,
-    header_row: int = HEADER_ROW,
-) -> Measurement:
-    """Python's ``csv.reader`` reading the ``;`` CSV, nothing else."""
-    return _measure_child(
-        "Python csv module, read only",
-        Path(csv_path),
-        ["csv_read", str(csv_path), "--header-row", str(header_row)],
-        expected_rows=expected_rows,
-        repeat=repeat,
-        core=core,
-    )
-
-
-def measure_calamine(
-    xlsx_path: str | Path,
-    *,
-    expected_rows: int | None = None,
-    repeat: int = 3,
-    core: int = 0,
-    header_row: int = HEADER_ROW,
-) -> Measurement:
-    """``python-calamine`` loading the XLSX's first sheet and iterating its rows, nothing else."""
-    args = ["calamine", str(xlsx_path), "--header-row", str(header_row)]
-    return _measure_child(
-        "python-calamine XLSX, read only",
-        Path(xlsx_path),
-        args,
+        READERS[tool],
+        Path(path),
+        [tool, str(path), "--header-row", str(header_row)],
         expected_rows=expected_rows,
         repeat=repeat,
         core=core,
