@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from hub.records import RawRow
+from hub.records import MergedRange, RawRow
 
 
 class Source(abc.ABC):
@@ -42,6 +42,11 @@ class Source(abc.ABC):
         Raises a `hub.errors.SourceError` subclass, with a message for the operator, when the
         input cannot be read at all.
         """
+
+    def merged_ranges(self) -> Mapping[str, Sequence[MergedRange]]:
+        """The merged cells of each part (sheet) read so far, filled in as `read` reaches the
+        part; the rows themselves carry a merged value in every cell it covers. None here."""
+        return {}
 
 
 # ---------------------------------------------------------------- connectors

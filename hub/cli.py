@@ -99,11 +99,13 @@ def _run(
             if report is not None:
                 from hub.report import write_report
 
+                source = source_for(path, sheet=sheet)
                 write_report(
                     report,
                     result.issues,
-                    source_rows=source_for(path, sheet=sheet).read(),
+                    source_rows=source.read(),
                     summary=_summary(result.as_dict()),
+                    merged=source.merged_ranges(),
                 )
         finally:
             hub.close()

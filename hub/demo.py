@@ -186,11 +186,13 @@ def _ingest(hub: Hub, directory: Path) -> Console:
     checked = run_batch(
         hub, source_for(files["kelahiran"]), "kelahiran", scope=KELURAHAN, dry_run=True
     )
+    source = source_for(files["kelahiran"])
     write_report(
         report_path,
         checked.issues,
-        source_rows=source_for(files["kelahiran"]).read(),
+        source_rows=source.read(),
         summary={k: v for k, v in checked.as_dict().items() if k != "issues"},
+        merged=source.merged_ranges(),
     )
     counts = checked.counts
     console.print(

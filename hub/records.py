@@ -40,6 +40,11 @@ class Provenance(NamedTuple):
         return f"{self.part}#{self.row}" if self.part else f"#{self.row}"
 
 
+#: Cells merged into one in a workbook: (first row, first column, last row, last column), rows
+#: numbered as the operator sees them (1-based), columns as indexes into `RawRow.cells`.
+MergedRange: TypeAlias = tuple[int, int, int, int]
+
+
 class RawRow(NamedTuple):
     """One non-blank row of a source, cells in the source's own column order."""
 

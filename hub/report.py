@@ -51,10 +51,11 @@ from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.comments import Comment
 from openpyxl.styles import Font, NamedStyle, PatternFill
 from openpyxl.utils import get_column_letter, quote_sheetname
+from openpyxl.worksheet.cell_range import CellRange
 from openpyxl.worksheet.hyperlink import Hyperlink
 
 from hub.errors import ConfigError
-from hub.records import CellValue, Issue, RawRow
+from hub.records import CellValue, Issue, MergedRange, RawRow
 
 __all__ = ["write_report"]
 
@@ -123,11 +124,15 @@ def write_report(
     *,
     source_rows: Iterable[RawRow] | None,
     summary: Mapping[str, Any],
+    merged: Mapping[str, Sequence[MergedRange]] | None = None,
 ) -> None:
     """Write the validation report to `out`; its suffix (.xlsx, .csv, .json) picks the format.
 
     `source_rows` are all non-blank rows of the operator's file in order; they are read once
     and only by the xlsx report (without them it holds just the summary and the issue list).
+    `merged`, the source's `merged_ranges()` (filled while `source_rows` are read), are merged
+    again in the report, their value in the first cell only (the rows carry it in every cell
+    they cover).
     `summary` is the CLI's report object (file, type, rows, valid, invalid, duplicates,
     warnings). Raises `ConfigError` for any other suffix.
     """
@@ -141,7 +146,8 @@ def write_report(
 
     def write(path: Path) -> None:
         if suffix == ".xlsx":
-            _write_xlsx(path, items, source_rows, summary)
+            # the very mapping, even empty: the source fills it while its rows are read
+            _write_xlsx(path, items, source_rows, summary, {} if merged is None else merged)
         elif suffix == ".csv":
             _write_csv(path, _ordered(items))
         else:
@@ -369,13 +375,27 @@ class _Titles:
 class _DataSheet:
     """One output sheet per source part, rows placed at their original row numbers."""
 
-    def __init__(self, wb: Workbook, part: str, title: str, index: _Index) -> None:
+    def __init__(
+        self,
+        wb: Workbook,
+        part: str,
+        title: str,
+        index: _Index,
+        merged: Sequence[MergedRange] = (),
+    ) -> None:
         self.part = part
         self.title = title
         self.ws = wb.create_sheet(title)
         self.index = index
         self.next_row = 1
         self.written: set[int] = set()  # rows whose issues are marked here
+        self.merged = merged
+        # row -> (first column, last column, first row) of the merged ranges covering it
+        self.covered: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        self.kept_apart: set[tuple[int, int]] = set()  # (first row, first column) of ranges
+        for top, left, bottom, right in merged:
+            for row in range(top, bottom + 1):
+                self.covered[row].append((left, right, top))
 
     def write(self, row: int, values: Sequence[CellValue]) -> None:
         """Write a source row at `row`; a row out of order goes to the next free row."""
@@ -384,15 +404,29 @@ class _DataSheet:
         self._append(row, values)
 
     def finish(self) -> None:
-        """Mark issues on rows after the last source row (a trailing blank row, say)."""
+        """Mark issues on rows after the last source row (a trailing blank row, say), and
+        merge the source's merged cells again."""
         for row in sorted(r for (p, r) in self.index if p == self.part and r >= self.next_row):
             self.write(row, ())
+        for top, left, bottom, right in self.merged:
+            if (top, left) != (bottom, right) and (top, left) not in self.kept_apart:
+                self.ws.merged_cells.add(
+                    CellRange(min_row=top, min_col=left + 1, max_row=bottom, max_col=right + 1)
+                )
 
     def _append(self, row: int, values: Sequence[CellValue]) -> None:
         """Append `values` at the next row, marked with the issues of source row `row`."""
         ws = self.ws
         cells = [_value(ws, v) for v in values]
         marks = self.index.get((self.part, row))
+        for left, right, top in self.covered.get(row, ()):
+            for col in range(left, min(right + 1, len(cells))):
+                if (row, col) == (top, left):
+                    continue
+                if marks and col in marks:  # a mark inside: keep the cells, do not merge
+                    self.kept_apart.add((top, left))
+                else:
+                    cells[col] = None  # the merged value shows in the first cell only
         if marks:
             cells.extend([None] * (max(marks) + 1 - len(cells)))
             for col, issues in marks.items():
@@ -489,6 +523,7 @@ def _write_xlsx(
     issues: Sequence[Issue],
     source_rows: Iterable[RawRow] | None,
     summary: Mapping[str, Any],
+    merged: Mapping[str, Sequence[MergedRange]],
 ) -> None:
     """Ringkasan, then the operator's sheets marked up, then Kesalahan."""
     wb = Workbook(write_only=True)
@@ -501,7 +536,8 @@ def _write_xlsx(
             part = raw.provenance.part
             sheet = sheets.get(part)
             if sheet is None:
-                sheet = sheets[part] = _DataSheet(wb, part, titles.take(part or "Data"), index)
+                title = titles.take(part or "Data")
+                sheet = sheets[part] = _DataSheet(wb, part, title, index, merged.get(part, ()))
             sheet.write(raw.provenance.row, raw.cells)
         for sheet in sheets.values():
             sheet.finish()

@@ -52,7 +52,7 @@ import python_calamine as calamine
 from adapters.base import Source
 from adapters.excel.extent import DEFAULT_MAX_CELLS, check_extent
 from hub.errors import EncryptedFileError, UnreadableFileError
-from hub.records import CellValue, Provenance, RawRow
+from hub.records import CellValue, MergedRange, Provenance, RawRow
 
 DEFAULT_MAX_UNCOMPRESSED_BYTES: Final = 2 * 1024**3
 DEFAULT_MAX_COMPRESSION_RATIO: Final = 200
@@ -152,6 +152,7 @@ class ExcelSource(Source):
             config.get("max_compression_ratio", DEFAULT_MAX_COMPRESSION_RATIO)
         )
         self.max_cells = int(config.get("max_cells", DEFAULT_MAX_CELLS))
+        self._merged: dict[str, list[MergedRange]] = {}
 
     def read(self, bookmark: str | None = None) -> Iterator[RawRow]:
         """Check the file now (format, zip bomb, password), then stream the sheets' rows."""
@@ -166,7 +167,12 @@ class ExcelSource(Source):
         with _open_workbook(self.path, workbook_format) as workbook:
             names = self._sheet_names(workbook)
             for name in names:
-                for cells, row in _sheet_rows(_load_sheet(workbook, name)):
+                sheet = _load_sheet(workbook, name)
+                self._merged[name] = [
+                    (top + 1, left, bottom + 1, right)
+                    for (top, left), (bottom, right) in sheet.merged_cell_ranges or []
+                ]
+                for cells, row in _sheet_rows(sheet):
                     found = True
                     yield RawRow(cells, Provenance("excel", locator, row, name))
         if not found:
@@ -179,6 +185,9 @@ class ExcelSource(Source):
                 f"Semua lembar kerja di berkas {locator} kosong. Periksa isinya, simpan, lalu "
                 "unggah ulang."
             )
+
+    def merged_ranges(self) -> Mapping[str, Sequence[MergedRange]]:
+        return self._merged
 
     def _sheet_names(self, workbook: calamine.CalamineWorkbook) -> list[str]:
         """The configured sheet, or every visible worksheet, in workbook order."""

@@ -661,7 +661,10 @@ def build_report(hub: Hub, batch: Any, actor: str) -> tuple[Path, Path]:
             "duplicates": batch.duplicates,
             "warnings": batch.warnings,
         }
-        write_report(out, issues, source_rows=source_for(source_path).read(), summary=summary)
+        source = source_for(source_path)
+        write_report(
+            out, issues, source_rows=source.read(), summary=summary, merged=source.merged_ranges()
+        )
         source_path.unlink()
         with hub.engine.begin() as conn:
             AuditLog.record(

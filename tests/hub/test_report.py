@@ -392,3 +392,51 @@ def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
         write_report(out, [], source_rows=broken_rows(), summary=SUMMARY)
     assert list(tmp_path.iterdir()) == []
     assert ALL_TEMP_FILES == temp_files
+
+
+def test_xlsx_merged_cells_of_the_source_stay_merged(tmp_path: Path) -> None:
+    """A title merged over the table and a group label over two columns come back merged,
+    their text in the first cell only, not copied into every cell they cover."""
+    from openpyxl import Workbook
+
+    from hub.pipeline import source_for
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "Juli"
+    ws.append(["LAPORAN KEDATANGAN JULI 2025"])
+    ws.append(["NIK", "DAERAH ASAL", None, "Tgl Datang"])
+    ws.append([None, "Kode", "Alamat", None])
+    ws.append(["3273010101900001", "32.73.02.1001", "Cipaganti", "01/07/2025"])
+    for cells in ("A1:D1", "B2:C2", "A2:A3", "D2:D3"):
+        ws.merge_cells(cells)
+    path = tmp_path / "datang.xlsx"
+    wb.save(path)
+    source = source_for(path)
+    out = tmp_path / "hasil.xlsx"
+
+    write_report(out, [], source_rows=source.read(), summary=SUMMARY, merged=source.merged_ranges())
+
+    sheet = load_workbook(out)["Juli"]
+    assert {str(r) for r in sheet.merged_cells.ranges} == {"A1:D1", "B2:C2", "A2:A3", "D2:D3"}
+    assert [c.value for c in sheet[1]] == ["LAPORAN KEDATANGAN JULI 2025", None, None, None]
+    assert [c.value for c in sheet[2]] == ["NIK", "DAERAH ASAL", None, "Tgl Datang"]
+    assert [c.value for c in sheet[3]] == [None, "Kode", "Alamat", None]
+    assert sheet["C4"].value == "Cipaganti"
+
+
+def test_xlsx_a_merged_range_with_an_issue_inside_is_not_merged(tmp_path: Path) -> None:
+    """An issue on a covered cell (the lower row of a header merged over two rows) must stay
+    visible: that range is written unmerged, its value in each cell."""
+    rows = [raw(1, "NIK", "Catatan"), raw(2, "NIK", "Catatan"), raw(3, "3273", "x")]
+    merged = {"Juli": [(1, 0, 2, 0), (1, 1, 2, 1)]}
+    found = [issue(2, 1, severity="warning", message="Kolom tidak dikenali.")]
+    out = tmp_path / "hasil.xlsx"
+
+    write_report(out, found, source_rows=rows, summary=SUMMARY, merged=merged)
+
+    sheet = load_workbook(out)["Juli"]
+    assert {str(r) for r in sheet.merged_cells.ranges} == {"A1:A2"}
+    assert (sheet["A2"].value, sheet["B2"].value) == (None, "Catatan")
+    assert sheet["B2"].comment is not None
