@@ -313,8 +313,8 @@ class BatchWriter:
             detail = " tetapi isinya berbeda; hapus salah satunya"
             self._issue(result, None, "duplicate_in_file", other_row=row, detail=detail)
             return "invalid"
-        self._seen[key] = (result.provenance.row, content)
         if existing is not None and existing.content_hash == content:
+            self._seen[key] = (result.provenance.row, content)
             if self.conn is not None and not self.dry_run:
                 self._repeats[key] = result.provenance.row
             detail = f"rekaman #{existing.id} versi {existing.version}"
@@ -327,10 +327,13 @@ class BatchWriter:
             and existing.kode_wilayah != result.values[self.schema.wilayah_field]
         ):
             # A death already reported by another region is not a correction of it.
+            # Not noted as seen: a copy of this row further down is refused the same way,
+            # not counted as a harmless repeat of it.
             nik = result.values[death_field]
             detail = f" oleh wilayah {existing.kode_wilayah}"
             self._issue(result, death_field, "deceased", value=nik, detail=detail)
             return "invalid"
+        self._seen[key] = (result.provenance.row, content)
         self.digest.update(key + content)
         if existing is not None:
             self._correct(existing, result, encoded, subject, now)

@@ -174,6 +174,20 @@ def test_unknown_column_is_a_warning_on_the_header_row(hub, tmp_path, suffix):
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_death_reported_by_another_region_is_refused_on_every_copy(hub, tmp_path, suffix):
+    nik = "3273010304500701"
+    first = write_table(tmp_path / f"mati1{suffix}", KEMATIAN_HEADER, [kematian_row(nik)])
+    assert run_batch(hub, source_for(first), "kematian").counts.valid == 1
+    other = kematian_row(nik, **{"Kode Desa": "32.73.01.1002", "Tgl Meninggal": "15 Juli 2025"})
+    again = write_table(tmp_path / f"mati2{suffix}", KEMATIAN_HEADER, [other, other])
+
+    report = run_batch(hub, source_for(again), "kematian")
+
+    assert (report.counts.invalid, report.counts.duplicates, report.counts.valid) == (2, 0, 0)
+    assert [i.code for i in report.issues] == ["deceased", "deceased"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_a_second_column_of_a_field_is_compared_row_by_row(hub, tmp_path, suffix):
     header = [*KEMATIAN_HEADER, "Nama Lengkap"]
     nik = "3273010101400031"
