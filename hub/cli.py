@@ -36,7 +36,7 @@ def main() -> None:
 
 def _file_options(func: F) -> F:
     options = [
-        click.argument("path", type=click.Path(path_type=Path, dir_okay=False)),
+        click.argument("path", type=click.Path(path_type=Path)),  # a folder: said in Indonesian
         click.option(
             "--type", "record_type", required=True, help="kelahiran, kematian, pindah or datang"
         ),
@@ -82,6 +82,8 @@ def _run(
             schema = hub.schemas.get(record_type)
             if scope is not None:
                 scope = _check_scope(hub, scope)
+            if path.is_dir():
+                fail(f"{path} adalah folder, bukan berkas laporan (.xlsx, .xls, .ods atau .csv).")
             if not path.is_file():
                 fail(f"Berkas {path} tidak ditemukan.")
             source = source_for(path, sheet=sheet)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,9 @@ def bad_input(case: str, directory: Path) -> Path:
         return zip_bomb(directory / "bom.xlsx")
     if case == "encrypted":
         return encrypted_workbook(directory)
+    if case == "a folder":
+        (directory / "laporan").mkdir()
+        return directory / "laporan"
     files = {
         "renamed binary": ("foto.xlsx", b"\x89PNG\r\n\x1a\n" + os.urandom(2000)),
         "renamed binary as csv": ("foto.csv", b"%PDF-1.7\n" + os.urandom(2000)),
@@ -166,6 +170,7 @@ BAD_INPUTS = [
     "zip bomb",
     "encrypted",
     "missing file",
+    "a folder",
 ]
 
 
@@ -179,6 +184,7 @@ def test_unreadable_inputs_exit_2_with_one_line(env, tmp_path, case):
     assert len(lines) == 1
     assert lines[0].startswith("hub: ")
     assert "Traceback" not in result.stderr
+    assert not {"Error", "Invalid", "directory", "No such"} & set(re.findall(r"\w+", lines[0]))
 
 
 def test_unknown_type_and_bad_options(env, tmp_path):
