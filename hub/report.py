@@ -390,12 +390,12 @@ class _DataSheet:
         self.next_row = 1
         self.written: set[int] = set()  # rows whose issues are marked here
         self.merged = merged
-        # row -> (first column, last column, first row) of the merged ranges covering it
-        self.covered: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        # Merged ranges swept with the rows (which come in order): those still to start, last
+        # first, and those covering the current row. Memory follows the number of ranges, not
+        # their size (a range may be declared over a million rows).
+        self.waiting = sorted(merged, reverse=True)
+        self.active: list[MergedRange] = []
         self.kept_apart: set[tuple[int, int]] = set()  # (first row, first column) of ranges
-        for top, left, bottom, right in merged:
-            for row in range(top, bottom + 1):
-                self.covered[row].append((left, right, top))
 
     def write(self, row: int, values: Sequence[CellValue]) -> None:
         """Write a source row at `row`; a row out of order goes to the next free row."""
@@ -414,12 +414,20 @@ class _DataSheet:
                     CellRange(min_row=top, min_col=left + 1, max_row=bottom, max_col=right + 1)
                 )
 
+    def _covering(self, row: int) -> list[MergedRange]:
+        """The merged ranges that cover `row`."""
+        while self.waiting and self.waiting[-1][0] <= row:
+            self.active.append(self.waiting.pop())
+        if self.active:
+            self.active = [merged for merged in self.active if merged[2] >= row]
+        return self.active
+
     def _append(self, row: int, values: Sequence[CellValue]) -> None:
         """Append `values` at the next row, marked with the issues of source row `row`."""
         ws = self.ws
         cells = [_value(ws, v) for v in values]
         marks = self.index.get((self.part, row))
-        for left, right, top in self.covered.get(row, ()):
+        for top, left, _, right in self._covering(row):
             for col in range(left, min(right + 1, len(cells))):
                 if (row, col) == (top, left):
                     continue

@@ -4,10 +4,10 @@ Files reach the hub from many offices: `;`-separated from Indonesian-locale Exce
 a UTF-8 BOM, `,`-separated from other tools, older ones in Windows-1252, sometimes with title
 rows above the header. `CSVSource` guesses what it must and keeps everything else as it is:
 
-- Encoding, unless configured: a UTF-8 BOM means UTF-8 (the BOM is dropped), a UTF-16 BOM
-  means UTF-16; otherwise the whole file is decoded as UTF-8 in 1 MB blocks with an
-  incremental decoder (nothing is kept in memory). An invalid byte means Windows-1252 (its
-  five undefined bytes become U+FFFD), unless the file also holds valid multi-byte UTF-8
+- Encoding, unless configured: a UTF-16 BOM means UTF-16; otherwise the whole file (after a
+  UTF-8 BOM, which is dropped) is decoded as UTF-8 in 1 MB blocks with an incremental decoder
+  (nothing is kept in memory). An invalid byte means Windows-1252 (its five undefined bytes
+  become U+FFFD), unless the file has a UTF-8 BOM or also holds valid multi-byte UTF-8
   sequences: then it is UTF-8 with Windows-1252 lines pasted in, and each physical line is
   decoded on its own, as UTF-8 when it is valid UTF-8 and as Windows-1252 otherwise
   (`MIXED_ENCODING`, a codec this module registers; still streamed).
@@ -121,8 +121,8 @@ class CSVSource(Source):
     ```
 
     Config keys: `path` (required), `encoding` (any Python codec name or `MIXED_ENCODING`;
-    detected when absent),
-    `delimiter` (one character; detected when absent), `max_cell_bytes` (default 1,000,000).
+    detected when absent), `delimiter` (one character; detected when absent), `max_cell_bytes`
+    (default 1,000,000).
     """
 
     name: ClassVar[str] = "csv"

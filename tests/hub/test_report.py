@@ -440,3 +440,19 @@ def test_xlsx_a_merged_range_with_an_issue_inside_is_not_merged(tmp_path: Path) 
     assert {str(r) for r in sheet.merged_cells.ranges} == {"A1:A2"}
     assert (sheet["A2"].value, sheet["B2"].value) == (None, "Catatan")
     assert sheet["B2"].comment is not None
+
+
+def test_xlsx_a_merged_range_over_a_million_rows_costs_nothing_per_row(tmp_path: Path) -> None:
+    """A range declared over the whole sheet is swept with the rows, not expanded."""
+    rows = [raw(1, "Catatan", "x"), raw(2, "", "y")]
+    merged = {"Juli": [(1, 0, 1_048_576, 0)]}
+    out = tmp_path / "hasil.xlsx"
+
+    write_report(out, [], source_rows=rows, summary=SUMMARY, merged=merged)
+
+    # read back as XML: openpyxl's reader would make a cell object for each covered cell
+    with zipfile.ZipFile(out) as archive:
+        names = [n for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
+        sheets = [archive.read(n).decode() for n in names]
+    merges = [re.findall(r'<mergeCell ref="([A-Z0-9:]+)"', xml) for xml in sheets]
+    assert [found for found in merges if found] == [["A1:A1048576"]]
